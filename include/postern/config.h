@@ -1,0 +1,210 @@
+/*
+ * config.h - the configuration: Exim's syntax (a documented subset) parsed into a
+ * generic tree, then bound to typed main options and compiled ACLs/routers/transports.
+ *
+ * Ownership: a struct config and everything it points to live in cfg->arena and are
+ * immutable once config_load() returns. The daemon publishes it as an RCU-protected,
+ * reference-counted snapshot (src/daemon/snapshot.c); sessions hold a reference for
+ * their lifetime. config_free() is called only when the last reference goes.
+ *
+ * Errors: every failure fills `err` with "file:line: reason (near 'word')".
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include "postern/util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Generic tree, produced by the pure parser (src/config/parse.c).     */
+/* ------------------------------------------------------------------ */
+
+/* One "name = value" setting, or one condition/modifier inside an ACL statement. */
+struct conf_item {
+    const char *name;  /* option/condition name, without a leading '!' or "no_" */
+    const char *value; /* raw text after '=', continuation lines joined, trimmed;
+                          NULL when the line had no '=' (bare boolean) */
+    bool negated;      /* written as "!name = value" (ACL) or "no_name" / "not_name" (boolean) */
+    const char *file;
+    int line;
+    struct conf_item *next;
+};
+
+enum conf_list_kind { CONF_LIST_HOST, CONF_LIST_DOMAIN, CONF_LIST_ADDRESS, CONF_LIST_LOCALPART };
+
+/* "hostlist relay_hosts = 127.0.0.1 : ::1" */
+struct conf_named_list {
+    enum conf_list_kind kind;
+    const char *name;
+    const char *value;
+    const char *file;
+    int line;
+    struct conf_named_list *next;
+};
+
+/* One ACL statement: a verb followed by its conditions and modifiers, in order. */
+struct conf_acl_stmt {
+    const char *verb; /* accept, deny, defer, drop, discard, require, warn */
+    const char *file;
+    int line;
+    struct conf_item *items;
+    struct conf_acl_stmt *next;
+};
+
+/* A named ACL from "begin acl". */
+struct conf_acl {
+    const char *name;
+    const char *file;
+    int line;
+    struct conf_acl_stmt *stmts;
+    struct conf_acl *next;
+};
+
+/* A router or transport instance: "name:" followed by option lines. */
+struct conf_block {
+    const char *name;
+    const char *file;
+    int line;
+    struct conf_item *items; /* includes "driver = ..." */
+    struct conf_block *next;
+};
+
+/* A "-D NAME=value" or "NAME = value" macro. */
+struct conf_macro {
+    const char *name;
+    const char *value;
+    struct conf_macro *next;
+};
+
+struct conf_tree {
+    struct conf_item *main_items; /* main-section options, in file order */
+    struct conf_named_list *lists;
+    struct conf_acl *acls;
+    struct conf_block *routers; /* in file order: routers are tried in this order */
+    struct conf_block *transports;
+    struct conf_macro *macros; /* final macro set, for -bP macros */
+};
+
+/*
+ * Parse configuration text. `name` is used in error messages (a file path, or
+ * "<embedded>"). `cmdline_macros` are -D definitions (they override file macros of the
+ * same name). .include paths are read from disk relative to the including file.
+ * All output is allocated in `arena`. Returns true on success; on failure fills err
+ * with "file:line: reason".
+ */
+bool conf_parse_text(struct arena *arena, const char *text, size_t len, const char *name,
+                     const struct conf_macro *cmdline_macros, struct conf_tree *out, char *err,
+                     size_t errlen);
+bool conf_parse_file(struct arena *arena, const char *path, const struct conf_macro *cmdline_macros,
+                     struct conf_tree *out, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* Bound configuration.                                                 */
+/* ------------------------------------------------------------------ */
+
+struct acl_set;         /* compiled ACLs, owned by src/acl (in cfg->arena) */
+struct deliver_config;  /* compiled routers and transports, owned by src/deliver */
+
+struct config {
+    struct arena *arena; /* owns everything reachable from here */
+    const char *source;  /* config file path, or "<embedded>" */
+    struct conf_tree tree;
+
+    /* identity */
+    const char *primary_hostname;   /* default: uname nodename */
+    const char *qualify_domain;     /* default: primary_hostname */
+    const char *smtp_banner;        /* expanded per connection */
+    const char *received_header_text;
+
+    /* listening */
+    const char *local_interfaces;   /* Exim list, default "<; 0.0.0.0 ; ::" */
+    const char *daemon_smtp_ports;  /* Exim list, default "25" */
+    int smtp_connect_backlog;       /* default 1024 */
+    int smtp_accept_max;            /* 0 = unlimited; default 5000 */
+    const char *smtp_accept_max_per_host; /* expanded; NULL/"" = unlimited */
+    int smtp_worker_threads;        /* 0 = number of CPUs x 4 */
+
+    /* PROXY protocol */
+    const char *proxy_required_hosts; /* host list; also set by hosts_proxy */
+    int64_t proxy_protocol_timeout;   /* seconds, default 3 */
+
+    /* SMTP limits and behaviour */
+    int64_t message_size_limit;       /* bytes, default 50M; 0 = none */
+    int recipients_max;               /* default 50000; 0 = none */
+    int smtp_max_unknown_commands;    /* default 3 */
+    int64_t smtp_receive_timeout;     /* seconds, default 300 */
+    int smtp_max_line_length;         /* command line limit, default 2048 (RFC min 512) */
+    int64_t max_data_line_length;     /* default 998+2 per RFC; we allow up to 64K */
+    bool smtp_enforce_sync;           /* default true */
+    const char *pipelining_advertise_hosts; /* default "*" */
+    bool prdr_enable;                 /* default false */
+    const char *host_lookup;          /* host list; default "" (none) */
+    const char *helo_accept_junk_hosts;
+
+    /* ACL names (or inline "accept"/"deny") for each SMTP stage; NULL = default */
+    const char *acl_smtp_connect;
+    const char *acl_smtp_helo;
+    const char *acl_smtp_mail;
+    const char *acl_smtp_rcpt;      /* NULL => deny all recipients, as Exim does */
+    const char *acl_smtp_predata;
+    const char *acl_smtp_data;
+    const char *acl_smtp_data_prdr; /* default "accept"; alias acl_data_smtp_prdr */
+    const char *acl_smtp_quit;
+    const char *acl_smtp_notquit;
+    const char *acl_smtp_vrfy;
+
+    /* spool, queue and delivery */
+    const char *spool_directory;    /* default "./var/spool" */
+    int queue_run_max;              /* delivery threads, default 4 */
+    int64_t retry_interval;         /* seconds between tries of a deferred address, default 15m */
+    int64_t timeout_frozen_after;   /* give up after, default 4d */
+    int spool_commit_max_batch;     /* group commit: max messages per fsync pass, default 256 */
+
+    /* logging */
+    const char *log_file_path;      /* default "./var/log/%slog" */
+    const char *log_selector;       /* e.g. "+proxy" */
+    unsigned log_flags;             /* LOG_SEL_* bits derived from log_selector */
+
+    /* lookups */
+    const char *dns_servers;        /* list of ip[.port]; empty = /etc/resolv.conf */
+
+    /* compiled sub-configurations */
+    struct acl_set *acls;
+    struct deliver_config *deliver;
+};
+
+/* log_selector bits */
+#define LOG_SEL_PROXY 0x0001u        /* PRX= on <= lines */
+#define LOG_SEL_SMTP_CONNECTION 0x0002u
+#define LOG_SEL_RECEIVED_RECIPIENTS 0x0004u
+#define LOG_SEL_INCOMING_PORT 0x0008u
+#define LOG_SEL_SMTP_PROTOCOL_ERROR 0x0010u
+#define LOG_SEL_PIPELINING 0x0020u
+#define LOG_SEL_SMTP_SYNTAX_ERROR 0x0040u
+
+/* The embedded default configuration (conf/postern.conf, compiled in). */
+extern const char config_embedded_default[];
+
+/*
+ * Load and validate a complete configuration: parse, bind main options (unknown option
+ * => error naming file:line and the word), compile ACLs (unknown condition => error)
+ * and routers/transports. path NULL => the embedded default.
+ * Returns NULL on failure with err filled.
+ */
+struct config *config_load(const char *path, const struct conf_macro *cmdline_macros, char *err,
+                           size_t errlen);
+struct config *config_load_text(const char *text, const char *name,
+                                const struct conf_macro *cmdline_macros, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Find a named list; NULL if none. */
+const struct conf_named_list *config_find_list(const struct config *cfg, enum conf_list_kind kind,
+                                               const char *name);
+
+/* -bP support: print "name = value" for one option (or all when name is NULL). Returns false
+ * if the option is unknown. */
+bool config_print_option(const struct config *cfg, const char *name, struct buf *out);
+
+#endif
