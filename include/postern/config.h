@@ -199,9 +199,15 @@ struct config *config_load_text(const char *text, const char *name,
                                 const struct conf_macro *cmdline_macros, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
-/* Find a named list; NULL if none. */
-const struct conf_named_list *config_find_list(const struct config *cfg, enum conf_list_kind kind,
-                                               const char *name);
+/* Find a named list; NULL if none. (Inline so list matching needs no link to src/config.) */
+static inline const struct conf_named_list *
+config_find_list(const struct config *cfg, enum conf_list_kind kind, const char *name)
+{
+    for (const struct conf_named_list *l = cfg ? cfg->tree.lists : 0; l; l = l->next)
+        if (l->kind == kind && str_ieq(l->name, name))
+            return l;
+    return 0;
+}
 
 /* -bP support: print "name = value" for one option (or all when name is NULL). Returns false
  * if the option is unknown. */
