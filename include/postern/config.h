@@ -44,7 +44,9 @@ struct conf_named_list {
     struct conf_named_list *next;
 };
 
-/* One ACL statement: a verb followed by its conditions and modifiers, in order. */
+/* One ACL statement: a verb followed by its conditions and modifiers, in order.
+ * The modifier "set acl_m_x = v" is stored as name "set", value "acl_m_x = v" (the
+ * variable as written, " = ", then the value, dequoted): split at the first '='. */
 struct conf_acl_stmt {
     const char *verb; /* accept, deny, defer, drop, discard, require, warn */
     const char *file;
@@ -100,6 +102,13 @@ bool conf_parse_text(struct arena *arena, const char *text, size_t len, const ch
 bool conf_parse_file(struct arena *arena, const char *path, const struct conf_macro *cmdline_macros,
                      struct conf_tree *out, char *err, size_t errlen);
 
+/* As conf_parse_text, with flags: CONF_PARSE_NO_INCLUDE makes .include and
+ * .include_if_exists an error (for fuzzing and text that must not touch the disk). */
+#define CONF_PARSE_NO_INCLUDE 0x1u
+bool conf_parse_text_flags(struct arena *arena, const char *text, size_t len, const char *name,
+                           const struct conf_macro *cmdline_macros, unsigned flags,
+                           struct conf_tree *out, char *err, size_t errlen);
+
 /* ------------------------------------------------------------------ */
 /* Bound configuration.                                                 */
 /* ------------------------------------------------------------------ */
@@ -109,6 +118,7 @@ struct deliver_config;  /* compiled routers and transports, owned by src/deliver
 
 struct config {
     struct arena *arena; /* owns everything reachable from here */
+    long snapshot_refs;  /* managed only by src/daemon/snapshot.c (atomic) */
     const char *source;  /* config file path, or "<embedded>" */
     struct conf_tree tree;
 

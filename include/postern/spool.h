@@ -51,6 +51,8 @@ struct spool_envelope {
     bool prdr;
     int recipient_count;
     struct spool_recipient *recipients;
+    const char *added_headers;   /* header lines added by ACLs (CRLF-terminated, may be "" or
+                                    NULL): stored in -H, prepended to -D's text at delivery */
     int acl_var_count;           /* acl_m* variables carried to delivery */
     const char **acl_var_names;
     const char **acl_var_values;
@@ -62,6 +64,17 @@ struct spool_envelope {
 bool spool_init(const char *spool_directory, int max_batch, char *err, size_t errlen);
 void spool_shutdown(void); /* waits for pending commits, stops the committer */
 const char *spool_dir(void);
+
+/* Group-commit statistics since spool_init() (readable from any thread). */
+struct spool_stats {
+    uint64_t batches;          /* group commits done (each: one directory fsync) */
+    uint64_t messages;         /* messages through the committer, ok or not */
+    uint64_t failed;           /* of which failed */
+    int max_batch;             /* largest batch seen */
+    uint64_t latency_us_total; /* sum over messages of submit -> done callback */
+    uint64_t latency_us_max;
+};
+void spool_stats(struct spool_stats *out);
 
 /* ---- writing a message (worker thread) ---- */
 struct spool_writer; /* owns the open -D file until commit or abort */
@@ -78,6 +91,8 @@ void spool_message_abort(struct spool_writer *w);
  * Hand the message to the committer: writes -H.tmp from env, then (committer thread)
  * syncs both files, renames, syncs the directory, and calls done(arg, ok, reason).
  * On failure `ok` is false and nothing is left in the spool. Frees w either way.
+ * If spool_commit_submit() itself returns false (err set), the message was removed and
+ * `done` is never called.
  */
 typedef void (*spool_done_fn)(void *arg, bool ok, const char *reason);
 bool spool_commit_submit(struct spool_writer *w, const struct spool_envelope *env,

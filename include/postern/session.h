@@ -1,0 +1,169 @@
+/*
+ * session.h - one SMTP session as a state machine over byte buffers.
+ *
+ * The session never touches a socket: the transport (src/daemon/worker.c for sockets,
+ * src/daemon/stdio.c for -bs/-bh) appends received bytes to s->in, calls
+ * session_process(), writes out s->out, and acts on the returned action. This keeps the
+ * whole SMTP dialogue testable without sockets.
+ *
+ * Ownership: a session belongs to exactly one thread at a time (the acceptor until it is
+ * handed to the worker pool, then the worker holding its epoll event, or the spool
+ * committer while a commit is in flight). conn_arena lives as long as the connection,
+ * msg_arena is reset after each message (RSET, end of DATA). cfg is a referenced config
+ * snapshot released by session_free().
+ */
+#ifndef POSTERN_SESSION_H
+#define POSTERN_SESSION_H
+
+#include "postern/acl.h"
+#include "postern/config.h"
+#include "postern/smtp_cmd.h"
+#include "postern/spool.h"
+#include "postern/util.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct session;
+
+enum session_state {
+    SESSION_CMD,           /* reading commands */
+    SESSION_DATA,          /* reading message data after 354 */
+    SESSION_COMMIT_WAIT,   /* message handed to the spool committer */
+    SESSION_PROXY_FAILED,  /* required PROXY negotiation failed: 503 to all but QUIT */
+    SESSION_CLOSING,       /* flush s->out, then close */
+};
+
+enum session_action {
+    SESSION_CONTINUE,      /* wait for more input (after flushing s->out) */
+    SESSION_WAIT_COMMIT,   /* do not read; the committer will call session_commit_done */
+    SESSION_CLOSE,         /* flush s->out, then close */
+};
+
+/* How the session reaches the world outside its buffers. */
+struct session_ops {
+    /* true if the client has sent bytes that are not yet in s->in (sync checks) */
+    bool (*input_pending)(struct session *s);
+    /* the committer finished (called from the committer thread): the transport must get
+     * the session processed again by a worker (session_commit_resume). */
+    void (*commit_finished)(struct session *s);
+    /* a message was committed to the spool (start its delivery); may be NULL */
+    void (*message_accepted)(struct session *s, const char *id);
+};
+
+struct session_rcpt {
+    const char *address;
+    const char *local_part;
+    const char *domain;
+    int prdr_code;           /* PRDR per-recipient result code, 0 = not yet */
+    const char *prdr_text;
+};
+
+/* Variables set with "set acl_c.../acl_m..." */
+struct session_var {
+    const char *name;
+    const char *value;
+    struct session_var *next;
+};
+
+struct session {
+    const struct config *cfg;
+    const struct session_ops *ops;
+    void *transport; /* owned by the transport layer (worker slot, stdio state) */
+    enum session_state state;
+
+    struct arena conn_arena;
+    struct arena msg_arena;
+    struct buf in;
+    struct buf out;
+
+    /* connection */
+    char client_ip[64];     /* $sender_host_address: the real client (after PROXY) */
+    int client_port;
+    char local_ip[64];      /* $received_ip_address */
+    int local_port;
+    const char *client_name; /* $sender_host_name: reverse DNS, NULL if not looked up */
+    bool is_local_input;     /* -bs: no host at all */
+    bool test_mode;          /* -bh: trace ACLs, queue nothing */
+
+    /* PROXY protocol */
+    bool proxy_session;       /* the peer is in proxy_required_hosts */
+    bool proxy_failed;        /* negotiation failed (timeout or malformed header) */
+    char proxy_host_address[64]; /* the proxy's own address (the socket peer); "" if failed */
+    int proxy_host_port;
+    char proxy_target_address[108]; /* destination carried in the header */
+    int proxy_target_port;
+    const char *proxy_failure_reason;
+
+    /* SMTP state */
+    const char *helo_name;
+    bool esmtp;
+    bool pipelining_advertised;
+    bool prdr_advertised;
+    int unknown_commands;
+    int64_t last_activity_ms;
+    const char *smtp_command;  /* $smtp_command: the current command line */
+    struct session_var *acl_c;
+    bool enforce_sync;         /* smtp_enforce_sync, changeable by control = */
+    bool no_pipelining;        /* control = no_pipelining */
+    bool queue_only;           /* control = queue_only: spool, no immediate delivery */
+    unsigned long trace_count; /* -bh trace lines written */
+
+    /* the message being received (msg_arena) */
+    bool mail_given;
+    const char *sender;
+    bool prdr_requested;
+    int64_t declared_size;
+    struct session_rcpt *rcpts;
+    int rcpt_count;
+    int rcpt_alloc;
+    int rcpt_current;          /* index for $local_part/$domain during RCPT/PRDR ACLs, -1 none */
+    const char *rcpt_pending_address; /* during the RCPT ACL, before it is added */
+    struct session_var *acl_m;
+    struct buf added_headers;  /* add_header lines from ACLs ("Name: value\r\n"...) */
+    char message_id[SPOOL_ID_LEN + 1];
+    struct spool_writer *writer;
+    int64_t message_size;      /* bytes received in DATA so far (after unstuffing) */
+    bool data_too_big;
+    bool data_write_failed;
+    bool data_line_start;      /* next byte starts a line */
+    bool data_prev_crlf;       /* the previous line ended with CRLF (end marker rule) */
+    int64_t data_started_ms;
+    unsigned messages_in_session;
+
+    /* commit hand-back (written by the committer thread, read by a worker) */
+    _Atomic int commit_state;  /* 0 none, 1 in flight, 2 done ok, 3 done failed */
+    const char *commit_reason; /* set before commit_state is stored with release */
+    char prdr_final[256];      /* the reply to send once the commit is done */
+    struct buf pending_reply;  /* PRDR lines prepared before the commit */
+};
+
+/* Create a session for a connection. ip/port are the socket's peer and local addresses.
+ * cfg must be a referenced snapshot; the session owns that reference. */
+struct session *session_new(const struct config *cfg, const struct session_ops *ops,
+                            const char *peer_ip, int peer_port, const char *local_ip,
+                            int local_port);
+void session_free(struct session *s); /* aborts an unfinished message, releases cfg */
+
+/* Record the PROXY outcome before session_start (acceptor). */
+void session_set_proxy(struct session *s, bool required, bool ok, bool local,
+                       const char *src_ip, int src_port, const char *dst_ip, int dst_port,
+                       const char *failure_reason);
+
+/* Run the connect ACL and produce the banner (or the refusal). */
+enum session_action session_start(struct session *s);
+/* Consume as much of s->in as possible. */
+enum session_action session_process(struct session *s);
+/* After commit_finished: produce the post-DATA reply and carry on with queued input. */
+enum session_action session_commit_resume(struct session *s);
+/* Timeouts and shutdown: produce a 421 and close. */
+enum session_action session_timeout(struct session *s);
+enum session_action session_shutdown_notice(struct session *s);
+/* The client went away (EOF or error) in the middle of something. */
+void session_lost(struct session *s, const char *why);
+
+/* Expansion variables of a session (used by its ACL env; exposed for tests). */
+const char *session_var_lookup(struct expand_ctx *ctx, const char *name);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * snapshot.c - RCU publication and reference counting of the configuration snapshot
+ * (see include/postern/snapshot.h). liburcu's memb flavour: read-side sections are
+ * cheap and quiescence is implicit outside them, so threads that block in DNS, Redis
+ * or fsync never hold up a grace period.
+ */
+#include "postern/snapshot.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <urcu/urcu-memb.h>
+
+static struct config *current_config; /* RCU-protected */
+static _Thread_local bool rcu_registered;
+
+static void register_thread(void)
+{
+    if (!rcu_registered) {
+        urcu_memb_register_thread();
+        rcu_registered = true;
+    }
+}
+
+static _Atomic long *refs_of(const struct config *cfg)
+{
+    return (_Atomic long *)&((struct config *)cfg)->snapshot_refs;
+}
+
+void snapshot_put(const struct config *cfg)
+{
+    if (!cfg)
+        return;
+    if (atomic_fetch_sub_explicit(refs_of(cfg), 1, memory_order_acq_rel) == 1)
+        config_free((struct config *)cfg);
+}
+
+const struct config *snapshot_get(void)
+{
+    register_thread();
+    urcu_memb_read_lock();
+    struct config *cfg = rcu_dereference(current_config);
+    if (cfg) {
+        _Atomic long *refs = refs_of(cfg);
+        long r = atomic_load_explicit(refs, memory_order_relaxed);
+        /* increment unless zero: a snapshot whose last reference is gone stays gone */
+        while (r > 0 && !atomic_compare_exchange_weak_explicit(refs, &r, r + 1,
+                                                               memory_order_acq_rel,
+                                                               memory_order_relaxed))
+            ;
+        if (r == 0)
+            cfg = NULL;
+    }
+    urcu_memb_read_unlock();
+    return cfg;
+}
+
+void snapshot_publish(struct config *cfg)
+{
+    register_thread();
+    atomic_store_explicit(refs_of(cfg), 1, memory_order_relaxed); /* the published reference */
+    struct config *old = rcu_xchg_pointer(&current_config, cfg);
+    if (old) {
+        urcu_memb_synchronize_rcu(); /* no reader can still be incrementing old's count */
+        snapshot_put(old);
+    }
+}
+
+void snapshot_shutdown(void)
+{
+    register_thread();
+    struct config *old = rcu_xchg_pointer(&current_config, NULL);
+    if (old) {
+        urcu_memb_synchronize_rcu();
+        snapshot_put(old);
+    }
+}
+
+void snapshot_thread_done(void)
+{
+    if (rcu_registered) {
+        urcu_memb_unregister_thread();
+        rcu_registered = false;
+    }
+}
