@@ -9,8 +9,9 @@
  * Ownership: a session belongs to exactly one thread at a time (the acceptor until it is
  * handed to the worker pool, then the worker holding its epoll event, or the spool
  * committer while a commit is in flight). conn_arena lives as long as the connection,
- * msg_arena is reset after each message (RSET, end of DATA). cfg is a referenced config
- * snapshot released by session_free().
+ * msg_arena is reset after each message (RSET, end of DATA). cfg is borrowed: the
+ * transport holds a snapshot reference for the session's lifetime and drops it after
+ * session_free().
  */
 #ifndef POSTERN_SESSION_H
 #define POSTERN_SESSION_H
@@ -139,12 +140,12 @@ struct session {
     struct buf pending_reply;  /* PRDR lines prepared before the commit */
 };
 
-/* Create a session for a connection. ip/port are the socket's peer and local addresses.
- * cfg must be a referenced snapshot; the session owns that reference. */
+/* Create a session for a connection. ip/port are the socket's peer and local addresses;
+ * peer_ip NULL means local input (-bs). cfg must outlive the session. */
 struct session *session_new(const struct config *cfg, const struct session_ops *ops,
                             const char *peer_ip, int peer_port, const char *local_ip,
                             int local_port);
-void session_free(struct session *s); /* aborts an unfinished message, releases cfg */
+void session_free(struct session *s); /* aborts an unfinished message; cfg is not touched */
 
 /* Record the PROXY outcome before session_start (acceptor). */
 void session_set_proxy(struct session *s, bool required, bool ok, bool local,

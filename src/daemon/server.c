@@ -164,9 +164,8 @@ static void conn_close(struct conn *c)
     close(c->fd);
     pthread_mutex_unlock(&srv.registry_lock);
     if (c->s)
-        session_free(c->s); /* releases the config reference */
-    else if (c->cfg)
-        snapshot_put(c->cfg);
+        session_free(c->s);
+    snapshot_put(c->cfg); /* the reference taken at accept, held for the session's life */
     free(c);
     atomic_fetch_sub(&srv.live, 1);
 }
@@ -519,7 +518,6 @@ static void conn_hand_off(struct conn *c, const struct proxy_result *pr, bool pr
 {
     c->s = session_new(c->cfg, &conn_session_ops, c->peer_ip, c->peer_port, c->local_ip,
                        c->local_port);
-    c->cfg = NULL; /* the session owns the reference now */
     c->s->transport = c;
     if (proxy_required) {
         if (pr) {

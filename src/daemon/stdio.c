@@ -89,7 +89,7 @@ static int split_host(const char *host, char *ip, size_t iplen)
     return 0;
 }
 
-/* cfg is a referenced snapshot; the session takes that reference. */
+/* cfg is a referenced snapshot; it is released when the session ends. */
 int stdio_session_run(const struct config *cfg, const char *host, bool test_mode)
 {
     struct stdio_transport t = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -122,7 +122,8 @@ int stdio_session_run(const struct config *cfg, const char *host, bool test_mode
     }
     flush_out(s);
     free(line);
-    session_free(s); /* releases cfg */
+    session_free(s);
+    snapshot_put(cfg);
 
     /* -bs: deliver what was accepted, as Exim's delivery process would. */
     if (!test_mode && t.accepted_ids.len) {
