@@ -52,9 +52,13 @@ struct acl_env {
                                 const char **reason);
     /* set acl_c* / acl_m* variables (name without '$'); false if the name is invalid */
     bool (*set_var)(struct acl_env *env, const char *name, const char *value);
-    /* logwrite and log_message of warn: which = 'm' mainlog, 'r' rejectlog too */
+    /* logwrite and log_message of warn: which = 'm' mainlog, 'r' rejectlog too,
+     * 'p' paniclog (logwrite = :panic: ...). The text is the whole line after the
+     * timestamp: warn lines already carry "H=name [ip] Warning: ". */
     void (*log)(struct acl_env *env, char which, const char *text);
-    /* add_header: one header line, without the trailing CRLF */
+    /* add_header: one header line, without the trailing CRLF (continuation lines joined
+     * with "\n"); it may start with Exim's placement prefix ":at_start:",
+     * ":after_received:", ":at_start_rfc:" or ":at_end:" */
     void (*add_header)(struct acl_env *env, const char *header);
     /* control = name[/opts]: false + *err if not valid here */
     bool (*control)(struct acl_env *env, const char *control, const char **err);
@@ -64,7 +68,8 @@ struct acl_env {
 
     /* outputs of acl_check */
     const char *user_message; /* from "message =", for the SMTP reply (may be NULL) */
-    const char *log_message;  /* from "log_message =" (may be NULL) */
+    const char *log_message;  /* from "log_message =" (may be NULL); on ACL_ERROR or a
+                                 DEFER from a lookup: the reason (the caller logs it) */
     int64_t delay_ms;         /* total "delay =" requested; the caller sleeps/defers the reply */
 };
 
@@ -74,6 +79,8 @@ bool acl_compile(struct config *cfg, char *err, size_t errlen);
 /*
  * Run ACL `name_or_text` (the value of an acl_smtp_* option: the name of an ACL in
  * "begin acl", or the literal "accept"/"deny") in env. NULL name => the caller's default.
+ * (NULL or "" gives Exim's default for an unset option: DENY at RCPT and VRFY, else
+ * ACCEPT.) outputs user_message, log_message and delay_ms are reset on entry.
  * The name is expanded first, as Exim does.
  */
 enum acl_result acl_check(const struct config *cfg, const char *name_or_text, struct acl_env *env);

@@ -189,7 +189,9 @@ static bool env_set_var(struct acl_env *env, const char *name, const char *value
 static void env_log(struct acl_env *env, char which, const char *text)
 {
     struct session *s = env_session(env);
-    unsigned dest = which == 'r' ? (LOG_MAIN | LOG_REJECT) : LOG_MAIN;
+    unsigned dest = which == 'r'   ? (LOG_MAIN | LOG_REJECT)
+                    : which == 'p' ? (LOG_MAIN | LOG_PANIC)
+                                   : LOG_MAIN;
     log_write(dest, s->message_id[0] ? s->message_id : NULL, "%s", text);
     if (s->test_mode)
         session_trace(s, "LOG: %s", text);
@@ -198,6 +200,13 @@ static void env_log(struct acl_env *env, char which, const char *text)
 static void env_add_header(struct acl_env *env, const char *header)
 {
     struct session *s = env_session(env);
+    /* Placement prefixes (:at_start:, :at_end:, :after_received:, :at_start_rfc:): all our
+     * added headers go together after Received:, so the prefix only needs removing. */
+    if (header[0] == ':') {
+        const char *end = strchr(header + 1, ':');
+        if (end && end - header < 20)
+            header = end + 1;
+    }
     buf_append_str(&s->added_headers, header);
     buf_append_str(&s->added_headers, "\r\n");
 }
