@@ -77,7 +77,8 @@ static const char *received_header(struct session *s)
         expand_ctx_init(&ctx, &s->msg_arena, s->cfg, session_var_lookup, s);
         if (expand_string(&ctx, s->cfg->received_header_text, &out, &err) == EXPAND_OK &&
             out[0]) {
-            /* Normalise line ends of the expanded text to CRLF. */
+            /* Normalise line ends of the expanded text to CRLF; like Exim, the date is
+             * appended after a semicolon. */
             struct buf b;
             buf_init(&b);
             for (const char *p = out; *p; p++) {
@@ -85,6 +86,11 @@ static const char *received_header(struct session *s)
                     buf_append(&b, "\r", 1);
                 buf_append(&b, p, 1);
             }
+            while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+                b.len--;
+            char date[64];
+            rfc2822_date(date, sizeof date);
+            buf_printf(&b, "; %s\r\n", date);
             const char *h = arena_strndup(&s->msg_arena, b.data, b.len);
             buf_free(&b);
             return h;

@@ -125,6 +125,8 @@ static const char *message_var(struct session *s, struct expand_ctx *ctx, const 
     }
     if (strcmp(name, "recipients_count") == 0 || strcmp(name, "rcpt_count") == 0)
         return int_text(ctx, s->rcpt_count);
+    if (strcmp(name, "received_for") == 0)
+        return s->rcpt_count == 1 ? s->rcpts[0].address : "";
     if (strcmp(name, "recipients") == 0)
         return recipients_text(s, ctx);
     if (strcmp(name, "message_exim_id") == 0 || strcmp(name, "message_id") == 0)

@@ -1,0 +1,546 @@
+/*
+ * options.c - the main-section option table: binds "name = value" settings from the
+ * parsed tree to typed fields of struct config, applies defaults, decodes log_selector,
+ * and prints options for -bP.
+ *
+ * The table below is the one list of main options: name, type, field, default (written
+ * as it would be in the configuration file, so defaults go through the same parsers as
+ * settings), and limits for numbers. To add an option: add the field to struct config
+ * and one line here. An unknown name or a bad value is an error naming file:line.
+ *
+ * Ownership: bound strings point into cfg->arena (the parsed tree) or at the static
+ * defaults below; nothing is allocated outside cfg->arena. Called by the loading thread
+ * only, before the config is published.
+ */
+#include "config_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+enum opt_type { OPT_BOOL, OPT_INT, OPT_SIZE, OPT_TIME, OPT_STRING, OPT_LOG_SELECTOR };
+
+struct opt_def {
+    const char *name;
+    enum opt_type type;
+    size_t offset;     /* of the field in struct config */
+    size_t size;       /* of the field, checked against the type by the self-check */
+    const char *def;   /* default, in configuration syntax; NULL = unset */
+    int64_t min, max;  /* numbers only */
+    const char *alias; /* non-NULL: another spelling of the option named here */
+};
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define OPT_B(n, d)                                                                                \
+    {                                                                                              \
+#n, OPT_BOOL, FIELD(n), d, 0, 1, NULL                                                      \
+    }
+#define OPT_I(n, d, lo, hi)                                                                        \
+    {                                                                                              \
+#n, OPT_INT, FIELD(n), d, lo, hi, NULL                                                     \
+    }
+#define OPT_Z(n, d, lo, hi)                                                                        \
+    {                                                                                              \
+#n, OPT_SIZE, FIELD(n), d, lo, hi, NULL                                                    \
+    }
+#define OPT_T(n, d)                                                                                \
+    {                                                                                              \
+#n, OPT_TIME, FIELD(n), d, 0, INT64_MAX, NULL                                              \
+    }
+#define OPT_S(n, d)                                                                                \
+    {                                                                                              \
+#n, OPT_STRING, FIELD(n), d, 0, 0, NULL                                                    \
+    }
+#define OPT_ALIAS(n, target)                                                                       \
+    {                                                                                              \
+#n, OPT_STRING, 0, 0, NULL, 0, 0, #target                                                  \
+    }
+
+/* Expanded by the session for each connection / message. The Received: default has real
+ * newline+tab folds; the session appends "; <date>" as Exim does. */
+#define DEFAULT_SMTP_BANNER "$smtp_active_hostname ESMTP postern $version_number $tod_full"
+#define DEFAULT_RECEIVED_HEADER                                                                    \
+    "Received: ${if def:sender_rcvhost {from $sender_rcvhost\n\t}"                                 \
+    "{${if def:sender_helo_name {from $sender_helo_name\n\t}}}}"                                   \
+    "by $primary_hostname with $received_protocol (postern $version_number)\n\t"                   \
+    "id $message_exim_id${if def:received_for {\n\tfor $received_for}}"
+
+static const struct opt_def main_options[] = {
+    /* identity; primary_hostname defaults to uname(), qualify_domain to primary_hostname */
+    OPT_S(primary_hostname, NULL),
+    OPT_S(qualify_domain, NULL),
+    OPT_S(smtp_banner, DEFAULT_SMTP_BANNER),
+    OPT_S(received_header_text, DEFAULT_RECEIVED_HEADER),
+    /* listening */
+    OPT_S(local_interfaces, "<; 0.0.0.0 ; ::"),
+    OPT_S(daemon_smtp_ports, "25"),
+    OPT_I(smtp_connect_backlog, "1024", 1, 65535),
+    OPT_I(smtp_accept_max, "5000", 0, INT_MAX),
+    OPT_S(smtp_accept_max_per_host, NULL),
+    OPT_I(smtp_worker_threads, "0", 0, 4096),
+    /* PROXY protocol */
+    OPT_S(proxy_required_hosts, ""),
+    OPT_ALIAS(hosts_proxy, proxy_required_hosts),
+    OPT_T(proxy_protocol_timeout, "3s"),
+    /* SMTP limits and behaviour */
+    OPT_Z(message_size_limit, "50M", 0, INT64_MAX),
+    OPT_I(recipients_max, "50000", 0, INT_MAX),
+    OPT_I(smtp_max_unknown_commands, "3", 0, INT_MAX),
+    OPT_T(smtp_receive_timeout, "5m"),
+    OPT_I(smtp_max_line_length, "2048", 512, 1048576),
+    OPT_Z(max_data_line_length, "1000", 100, 65536),
+    OPT_B(smtp_enforce_sync, "true"),
+    OPT_S(pipelining_advertise_hosts, "*"),
+    OPT_B(prdr_enable, "false"),
+    OPT_S(host_lookup, ""),
+    OPT_S(helo_accept_junk_hosts, ""),
+    /* ACLs per SMTP stage */
+    OPT_S(acl_smtp_connect, NULL),
+    OPT_S(acl_smtp_helo, NULL),
+    OPT_S(acl_smtp_mail, NULL),
+    OPT_S(acl_smtp_rcpt, NULL),
+    OPT_S(acl_smtp_predata, NULL),
+    OPT_S(acl_smtp_data, NULL),
+    OPT_S(acl_smtp_data_prdr, "accept"),
+    OPT_ALIAS(acl_data_smtp_prdr, acl_smtp_data_prdr),
+    OPT_S(acl_smtp_quit, NULL),
+    OPT_S(acl_smtp_notquit, NULL),
+    OPT_S(acl_smtp_vrfy, NULL),
+    /* spool, queue and delivery */
+    OPT_S(spool_directory, "./var/spool"),
+    OPT_I(queue_run_max, "4", 0, 1024),
+    OPT_T(retry_interval, "15m"),
+    OPT_T(timeout_frozen_after, "4d"),
+    OPT_I(spool_commit_max_batch, "256", 1, 65536),
+    /* logging */
+    OPT_S(log_file_path, "./var/log/%slog"),
+    {"log_selector", OPT_LOG_SELECTOR, FIELD(log_selector), "", 0, 0, NULL},
+    /* lookups */
+    OPT_S(dns_servers, ""),
+};
+
+#define N_MAIN_OPTIONS (sizeof main_options / sizeof main_options[0])
+
+/* log_selector names we act on. */
+static const struct {
+    const char *name;
+    unsigned bit;
+} log_selectors[] = {
+    {"proxy", LOG_SEL_PROXY},
+    {"smtp_connection", LOG_SEL_SMTP_CONNECTION},
+    {"received_recipients", LOG_SEL_RECEIVED_RECIPIENTS},
+    {"incoming_port", LOG_SEL_INCOMING_PORT},
+    {"smtp_protocol_error", LOG_SEL_SMTP_PROTOCOL_ERROR},
+    {"pipelining", LOG_SEL_PIPELINING},
+    {"smtp_syntax_error", LOG_SEL_SMTP_SYNTAX_ERROR},
+};
+
+/* Exim log_selector names accepted so that Exim configurations load, but not acted on
+ * (yet). Anything not in either list is an error. */
+static const char *const log_selectors_ignored[] = {
+    "8bitmime",
+    "acl_warn_skipped",
+    "address_rewrite",
+    "all_parents",
+    "arguments",
+    "connection_reject",
+    "delay_delivery",
+    "deliver_time",
+    "delivery_size",
+    "dkim",
+    "dkim_verbose",
+    "dnslist_defer",
+    "dnssec",
+    "etrn",
+    "host_lookup_failed",
+    "ident_timeout",
+    "incoming_interface",
+    "lost_incoming_connection",
+    "millisec",
+    "msg_id",
+    "msg_id_created",
+    "outgoing_interface",
+    "outgoing_port",
+    "pid",
+    "queue_run",
+    "queue_time",
+    "queue_time_overall",
+    "received_sender",
+    "rejected_header",
+    "retry_defer",
+    "return_path_on_delivery",
+    "sender_on_delivery",
+    "sender_verify_fail",
+    "size_reject",
+    "skip_delivery",
+    "smtp_confirmation",
+    "smtp_incomplete_transaction",
+    "smtp_mailauth",
+    "smtp_no_mail",
+    "subject",
+    "tls_certificate_verified",
+    "tls_cipher",
+    "tls_peerdn",
+    "tls_resumption",
+    "tls_sni",
+    "unknown_in_list",
+};
+
+static bool log_selector_lookup(const char *name, size_t n, unsigned *bits)
+{
+    if (n == 3 && memcmp(name, "all", 3) == 0) {
+        *bits = 0;
+        for (size_t i = 0; i < sizeof log_selectors / sizeof log_selectors[0]; i++)
+            *bits |= log_selectors[i].bit;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof log_selectors / sizeof log_selectors[0]; i++)
+        if (strlen(log_selectors[i].name) == n && memcmp(log_selectors[i].name, name, n) == 0) {
+            *bits = log_selectors[i].bit;
+            return true;
+        }
+    for (size_t i = 0; i < sizeof log_selectors_ignored / sizeof log_selectors_ignored[0]; i++)
+        if (strlen(log_selectors_ignored[i]) == n &&
+            memcmp(log_selectors_ignored[i], name, n) == 0) {
+            *bits = 0;
+            return true;
+        }
+    return false;
+}
+
+bool config_parse_log_selector(const char *s, unsigned *flags, char *err, size_t errlen)
+{
+    unsigned f = *flags;
+    for (;;) {
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s)
+            break;
+        char sign = *s;
+        if (sign != '+' && sign != '-') {
+            snprintf(err, errlen, "log_selector items start with '+' or '-' (at \"%.40s\")", s);
+            return false;
+        }
+        const char *name = ++s;
+        while (*s && !isspace((unsigned char)*s) && *s != '+' && *s != '-')
+            s++;
+        size_t n = (size_t)(s - name);
+        unsigned bits;
+        if (n == 0 || !log_selector_lookup(name, n, &bits)) {
+            snprintf(err, errlen, "unknown log_selector \"%.*s\"", (int)(n > 60 ? 60 : n), name);
+            return false;
+        }
+        f = sign == '+' ? f | bits : f & ~bits;
+    }
+    *flags = f;
+    return true;
+}
+
+/* Exim integers: decimal, octal with a leading 0, hex with 0x, optional K/M/G suffix. */
+static bool parse_exim_integer(const char *s, int64_t *out)
+{
+    if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 0);
+    if (errno || end == s)
+        return false;
+    int64_t mult = 1;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        mult = 1024;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024LL * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
+    }
+    if (*end || v > INT64_MAX / mult || v < INT64_MIN / mult)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+static bool opt_set_number(struct config *cfg, const struct opt_def *d, const char *value,
+                           char *why, size_t whylen)
+{
+    int64_t v;
+    bool ok = d->type == OPT_INT    ? parse_exim_integer(value, &v)
+              : d->type == OPT_SIZE ? parse_size(value, &v)
+                                    : parse_time_interval(value, &v);
+    if (!ok) {
+        snprintf(why, whylen, "malformed %s",
+                 d->type == OPT_INT    ? "integer"
+                 : d->type == OPT_SIZE ? "size (a number, optionally followed by K, M or G)"
+                                       : "time interval (e.g. 30s, 5m, 1h30m, 2d)");
+        return false;
+    }
+    if (v < d->min || v > d->max) {
+        snprintf(why, whylen, "value out of range %lld..%lld", (long long)d->min,
+                 (long long)d->max);
+        return false;
+    }
+    char *field = (char *)cfg + d->offset;
+    if (d->type == OPT_INT)
+        *(int *)field = (int)v;
+    else
+        *(int64_t *)field = v;
+    return true;
+}
+
+static bool opt_set(struct config *cfg, const struct opt_def *d, const char *value, char *why,
+                    size_t whylen)
+{
+    char *field = (char *)cfg + d->offset;
+    switch (d->type) {
+    case OPT_BOOL: {
+        bool b;
+        if (!parse_bool(value, &b)) {
+            snprintf(why, whylen, "malformed boolean (use true, false, yes or no)");
+            return false;
+        }
+        *(bool *)field = b;
+        return true;
+    }
+    case OPT_INT:
+    case OPT_SIZE:
+    case OPT_TIME:
+        return opt_set_number(cfg, d, value, why, whylen);
+    case OPT_STRING:
+        *(const char **)field = value;
+        return true;
+    case OPT_LOG_SELECTOR: {
+        unsigned flags = 0;
+        if (!config_parse_log_selector(value, &flags, why, whylen))
+            return false;
+        cfg->log_selector = value;
+        cfg->log_flags = flags;
+        return true;
+    }
+    }
+    return false;
+}
+
+/* Find an option by name; *shown is the name asked for (an alias prints as itself). */
+static const struct opt_def *opt_find(const char *name)
+{
+    for (size_t i = 0; i < N_MAIN_OPTIONS; i++) {
+        const struct opt_def *d = &main_options[i];
+        if (strcmp(d->name, name) != 0)
+            continue;
+        if (!d->alias)
+            return d;
+        for (size_t j = 0; j < N_MAIN_OPTIONS; j++)
+            if (!main_options[j].alias && strcmp(main_options[j].name, d->alias) == 0)
+                return &main_options[j];
+        return NULL;
+    }
+    return NULL;
+}
+
+static void config_apply_defaults(struct config *cfg)
+{
+    char why[256];
+    for (size_t i = 0; i < N_MAIN_OPTIONS; i++) {
+        const struct opt_def *d = &main_options[i];
+        if (d->alias)
+            continue;
+        if (!d->def) {
+            *(const char **)((char *)cfg + d->offset) = NULL; /* only strings lack defaults */
+            continue;
+        }
+        if (!opt_set(cfg, d, d->def, why, sizeof why))
+            die("config: bad built-in default for %s: %s", d->name, why);
+    }
+}
+
+static void config_computed_defaults(struct config *cfg)
+{
+    if (!cfg->primary_hostname || !*cfg->primary_hostname) {
+        struct utsname u;
+        const char *node = uname(&u) == 0 && u.nodename[0] ? u.nodename : "localhost";
+        cfg->primary_hostname = arena_strdup(cfg->arena, node);
+    }
+    if (!cfg->qualify_domain || !*cfg->qualify_domain)
+        cfg->qualify_domain = cfg->primary_hostname;
+}
+
+bool config_bind_main(struct config *cfg, char *err, size_t errlen)
+{
+    config_apply_defaults(cfg);
+    char why[256];
+    for (const struct conf_item *it = cfg->tree.main_items; it; it = it->next) {
+        const struct opt_def *d = opt_find(it->name);
+        bool bare = it->value == NULL;
+        if (!d)
+            return conf_fail(err, errlen, it->file, it->line, NULL, "main option \"%s%s\" unknown",
+                             bare && it->negated ? "no_" : "", it->name);
+        if (bare && d->type != OPT_BOOL)
+            return conf_fail(err, errlen, it->file, it->line, it->name,
+                             "main option \"%s\" needs a value (\"%s = ...\")", it->name, it->name);
+        if (bare) {
+            *(bool *)((char *)cfg + d->offset) = !it->negated;
+            continue;
+        }
+        if (!opt_set(cfg, d, it->value, why, sizeof why))
+            return conf_fail(err, errlen, it->file, it->line, it->value, "main option \"%s\": %s",
+                             it->name, why);
+    }
+    config_computed_defaults(cfg);
+    return true;
+}
+
+/* Exim's string_printing(): escape what would break a one-line display. */
+static void print_string(struct buf *out, const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n')
+            buf_append_str(out, "\\n");
+        else if (c == '\t')
+            buf_append_str(out, "\\t");
+        else if (c == '\r')
+            buf_append_str(out, "\\r");
+        else if (c < 32 || c == 127)
+            buf_printf(out, "\\%03o", c);
+        else
+            buf_append(out, s, 1);
+    }
+}
+
+static void print_time(struct buf *out, int64_t t)
+{
+    static const struct {
+        int64_t seconds;
+        char letter;
+    } units[] = {{7 * 86400, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+    if (t == 0) {
+        buf_append_str(out, "0s");
+        return;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (t >= units[i].seconds) {
+            buf_printf(out, "%lld%c", (long long)(t / units[i].seconds), units[i].letter);
+            t %= units[i].seconds;
+        }
+}
+
+static void print_size(struct buf *out, int64_t v)
+{
+    if (v != 0 && v % (1024LL * 1024 * 1024) == 0)
+        buf_printf(out, "%lldG", (long long)(v / (1024LL * 1024 * 1024)));
+    else if (v != 0 && v % (1024 * 1024) == 0)
+        buf_printf(out, "%lldM", (long long)(v / (1024 * 1024)));
+    else if (v != 0 && v % 1024 == 0)
+        buf_printf(out, "%lldK", (long long)(v / 1024));
+    else
+        buf_printf(out, "%lld", (long long)v);
+}
+
+static void opt_print(const struct config *cfg, const struct opt_def *d, const char *name,
+                      struct buf *out)
+{
+    const char *field = (const char *)cfg + d->offset;
+    switch (d->type) {
+    case OPT_BOOL:
+        buf_printf(out, "%s%s\n", *(const bool *)field ? "" : "no_", name);
+        return;
+    case OPT_INT:
+        buf_printf(out, "%s = %d\n", name, *(const int *)field);
+        return;
+    case OPT_SIZE:
+        buf_printf(out, "%s = ", name);
+        print_size(out, *(const int64_t *)field);
+        break;
+    case OPT_TIME:
+        buf_printf(out, "%s = ", name);
+        print_time(out, *(const int64_t *)field);
+        break;
+    case OPT_STRING:
+    case OPT_LOG_SELECTOR:
+        buf_printf(out, "%s = ", name);
+        print_string(out, *(const char *const *)field);
+        break;
+    }
+    buf_append_str(out, "\n");
+}
+
+bool config_print_option(const struct config *cfg, const char *name, struct buf *out)
+{
+    if (!name) {
+        for (size_t i = 0; i < N_MAIN_OPTIONS; i++)
+            if (!main_options[i].alias)
+                opt_print(cfg, &main_options[i], main_options[i].name, out);
+        return true;
+    }
+    const struct opt_def *d = opt_find(name);
+    if (!d)
+        return false;
+    opt_print(cfg, d, name, out);
+    return true;
+}
+
+static size_t opt_type_size(enum opt_type t)
+{
+    switch (t) {
+    case OPT_BOOL:
+        return sizeof(bool);
+    case OPT_INT:
+        return sizeof(int);
+    case OPT_SIZE:
+    case OPT_TIME:
+        return sizeof(int64_t);
+    case OPT_STRING:
+    case OPT_LOG_SELECTOR:
+        return sizeof(const char *);
+    }
+    return 0;
+}
+
+bool config_options_selfcheck(char *err, size_t errlen)
+{
+    struct config *scratch = calloc(1, sizeof *scratch);
+    if (!scratch)
+        die("out of memory");
+    char why[256];
+    bool ok = true;
+    for (size_t i = 0; ok && i < N_MAIN_OPTIONS; i++) {
+        const struct opt_def *d = &main_options[i];
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(main_options[j].name, d->name) == 0) {
+                snprintf(err, errlen, "option %s listed twice", d->name);
+                ok = false;
+            }
+        if (ok && d->alias && opt_find(d->name) == NULL) {
+            snprintf(err, errlen, "alias %s names unknown option %s", d->name, d->alias);
+            ok = false;
+        } else if (ok && !d->alias && d->size != opt_type_size(d->type)) {
+            snprintf(err, errlen, "option %s: field size does not match its type", d->name);
+            ok = false;
+        } else if (ok && !d->alias && d->def && !opt_set(scratch, d, d->def, why, sizeof why)) {
+            snprintf(err, errlen, "option %s: bad default: %s", d->name, why);
+            ok = false;
+        } else if (ok && !d->alias && !d->def && d->type != OPT_STRING) {
+            snprintf(err, errlen, "option %s: only strings may lack a default", d->name);
+            ok = false;
+        }
+    }
+    free(scratch);
+    return ok;
+}
