@@ -4,9 +4,9 @@
  * queue listing.
  *
  * Durability contract: spool_commit_submit() calls `done` only after the message's -D
- * and -H files have been fdatasync'ed, the -H file renamed into place and the input
- * directory fsync'ed. A message is visible to the queue (an "<id>-H" file exists) only
- * once complete. Commits from many sessions are grouped by one committer thread: it takes
+ * and -H files have been fdatasync'ed (or, for a batch, the spool's filesystem syncfs'ed),
+ * the -H file renamed into place and the input directory fsync'ed. A message is visible
+ * to the queue (an "<id>-H" file exists) only once complete. Commits from many sessions are grouped by one committer thread: it takes
  * every pending commit, syncs them together, and calls each `done` (from the committer
  * thread). A lone message is committed at once, without waiting for company.
  *

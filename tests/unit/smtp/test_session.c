@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char spool_dir[256];
+static char spool_path[256];
 
 static const char *test_config =
     "primary_hostname = test.example\n"
@@ -304,9 +304,9 @@ int main(void)
 {
     char tmpl[] = "/tmp/postern-session-XXXXXX";
     char *dir = mkdtemp(tmpl);
-    snprintf(spool_dir, sizeof spool_dir, "%s/spool", dir);
+    snprintf(spool_path, sizeof spool_path, "%s/spool", dir);
     char err[256];
-    if (!spool_init(spool_dir, 64, err, sizeof err)) {
+    if (!spool_init(spool_path, 64, err, sizeof err)) {
         fprintf(stderr, "spool_init: %s\n", err);
         return 1;
     }
