@@ -204,7 +204,8 @@ static void test_too_big_after_data(void **state)
 {
     struct harness *h = *state;
     start(h);
-    feed(h, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@localhost>\r\n");
+    feed(h, "EHLO c\r\n");
+    feed(h, "MAIL FROM:<a@b>\r\nRCPT TO:<u@localhost>\r\n");
     feed(h, "DATA\r\n");
     char big[4096];
     memset(big, 'x', sizeof big - 3);
@@ -228,7 +229,8 @@ static void test_sync_error_after_data(void **state)
 {
     struct harness *h = *state;
     start(h);
-    feed(h, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@localhost>\r\n");
+    feed(h, "EHLO c\r\n");
+    feed(h, "MAIL FROM:<a@b>\r\nRCPT TO:<u@localhost>\r\n");
     const char *r = feed(h, "DATA\r\nSubject: too early\r\n");
     assert_string_equal(r, "554 SMTP synchronization error\r\n");
     assert_int_equal(h->s->state, SESSION_CLOSING);
@@ -246,7 +248,8 @@ static void test_bare_lf_dot_does_not_end_data(void **state)
 {
     struct harness *h = *state;
     start(h);
-    feed(h, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@localhost>\r\n");
+    feed(h, "EHLO c\r\n");
+    feed(h, "MAIL FROM:<a@b>\r\nRCPT TO:<u@localhost>\r\n");
     feed(h, "DATA\r\n");
     assert_string_equal(feed(h, "line\n.\nMAIL FROM:<evil@x>\r\n"), "");
     assert_int_equal(h->s->state, SESSION_DATA);
