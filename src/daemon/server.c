@@ -434,8 +434,9 @@ static void conn_handle(struct conn *c)
             buf_clear(&s->out);
         }
     }
-    atomic_store(&c->in_message, s->mail_given || s->state == SESSION_DATA ||
-                                     s->state == SESSION_COMMIT_WAIT);
+    /* Only a message on its way in (data being read, or being committed) may delay a
+     * drain; a session idle between commands is told 421 at once. */
+    atomic_store(&c->in_message, s->state == SESSION_DATA || s->state == SESSION_COMMIT_WAIT);
 
     if (!conn_flush(c)) {
         if (action != SESSION_CLOSE)
@@ -904,8 +905,8 @@ static void drain_and_stop(void)
     int64_t start = time_mono_ms();
     while (atomic_load(&srv.live) > 0) {
         int64_t elapsed = time_mono_ms() - start;
-        registry_sweep(time_mono_ms(), true, elapsed > 10000);
-        if (elapsed > 15000)
+        registry_sweep(time_mono_ms(), true, elapsed > 5000);
+        if (elapsed > 8000)
             break;
         usleep(20000);
     }
