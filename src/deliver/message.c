@@ -39,6 +39,8 @@ struct message_run {
     struct ptr_array finals;       /* addr_items that reached a transport in this attempt */
     struct ptr_array failed;       /* failed addr_items, for the bounce */
     struct ptr_array failed_rcpts; /* recipient indices to mark done once bounced */
+    struct ptr_array finished;     /* recipient indices finished in this attempt, journalled
+                                      (-J) only if the message stays in the queue */
 };
 
 static void ptr_push(struct arena *arena, struct ptr_array *a, void *p)
@@ -273,11 +275,8 @@ static void recipient_process(struct message_run *m, int index)
         ptr_push(m->d.arena, &m->failed_rcpts, (void *)(intptr_t)index);
         return;
     }
-    char err[256];
-    if (spool_mark_done(m->d.id, index, err, sizeof err))
-        m->env.recipients[index].done = true;
-    else
-        log_write(LOG_PANIC, m->d.id, "cannot mark %s done: %s", top->address, err);
+    m->env.recipients[index].done = true;
+    ptr_push(m->d.arena, &m->finished, (void *)(intptr_t)index);
 }
 
 /* Bounce the failures (unless the sender is <>), then record them as finished. */
@@ -295,10 +294,21 @@ static void failures_finish(struct message_run *m, char bounce_id[SPOOL_ID_LEN +
     }
     for (int i = 0; i < m->failed_rcpts.count; i++) {
         int index = (int)(intptr_t)m->failed_rcpts.items[i];
+        m->env.recipients[index].done = true;
+        ptr_push(m->d.arena, &m->finished, m->failed_rcpts.items[i]);
+    }
+}
+
+/* The message stays queued: record what this attempt finished in the -J journal. When
+ * everything is finished the journal is not needed at all (removing -H records it), which
+ * saves a file creation and two syncs per message. A crash between a delivery and its
+ * record means that recipient is tried again (at least once, never lost). */
+static void finished_journal(struct message_run *m)
+{
+    for (int i = 0; i < m->finished.count; i++) {
+        int index = (int)(intptr_t)m->finished.items[i];
         char err[256];
-        if (spool_mark_done(m->d.id, index, err, sizeof err))
-            m->env.recipients[index].done = true;
-        else
+        if (!spool_mark_done(m->d.id, index, err, sizeof err))
             log_write(LOG_PANIC, m->d.id, "cannot mark recipient %d done: %s", index, err);
     }
 }
@@ -306,8 +316,10 @@ static void failures_finish(struct message_run *m, char bounce_id[SPOOL_ID_LEN +
 static enum message_outcome message_finish(struct message_run *m)
 {
     for (int i = 0; i < m->env.recipient_count; i++)
-        if (!m->env.recipients[i].done)
+        if (!m->env.recipients[i].done) {
+            finished_journal(m);
             return MESSAGE_DEFERRED;
+        }
     log_write(LOG_MAIN, m->d.id, "Completed");
     if (!spool_remove(m->d.id))
         log_write(LOG_PANIC, m->d.id, "failed to remove the message from the spool");
