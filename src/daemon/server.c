@@ -374,8 +374,8 @@ static bool conn_flush(struct conn *c)
     return true;
 }
 
-/* Read what the client has sent (bounded per turn); returns 1 data, 0 EOF, -1 error,
- * 2 nothing available. */
+/* Read what the client has sent (bounded per turn); returns 1 data (3: data, and the
+ * socket had no more: a short read), 0 EOF, -1 error, 2 nothing available. */
 static int conn_read(struct conn *c)
 {
     struct buf *in = &c->s->in;
@@ -385,7 +385,7 @@ static int conn_read(struct conn *c)
         in->len += (size_t)n;
         in->data[in->len] = '\0';
         atomic_store_explicit(&c->last_activity_ms, time_mono_ms(), memory_order_relaxed);
-        return 1;
+        return n < READ_CHUNK ? 3 : 1;
     }
     if (n == 0)
         return 0;
@@ -420,6 +420,8 @@ static void conn_handle(struct conn *c)
             break;
         }
         action = session_process(s);
+        if (r == 3)
+            break; /* a short read drained the socket: re-arming reports anything newer */
     }
 
     if (eof && action == SESSION_CONTINUE) {
