@@ -3,8 +3,8 @@
  *   -bd / -bdf      daemon (detached / in the foreground)      -q / -q30m  queue runs
  *   -bs             SMTP on stdin/stdout                       -bh IP[.port]  test session
  *   -bp             list the queue                             -bV  version and features
- *   -bP [option]    print configuration options                -C file  -D NAME=value  -oX ports  -oP pidfile
- * Loads and publishes the configuration, then hands over to the daemon, the stdio
+ *   -bP [option]    print configuration options                -C file  -D NAME=value  -oX ports
+ * -oP pidfile Loads and publishes the configuration, then hands over to the daemon, the stdio
  * session or a one-off command.
  */
 #include "daemon.h"
@@ -25,15 +25,22 @@
 const char *malloc_conf = "background_thread:true";
 #endif
 
-enum mode { MODE_NONE, MODE_DAEMON, MODE_STDIO, MODE_TEST_HOST, MODE_LIST_QUEUE, MODE_VERSION,
-            MODE_PRINT, MODE_QUEUE_RUN };
+enum mode {
+    MODE_NONE,
+    MODE_DAEMON,
+    MODE_STDIO,
+    MODE_TEST_HOST,
+    MODE_LIST_QUEUE,
+    MODE_VERSION,
+    MODE_PRINT,
+    MODE_QUEUE_RUN
+};
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: postern [-C file] [-D NAME=value]... [-oX ports] [-oP pidfile]\n"
-            "               -bd | -bdf [-q<interval>] | -bs | -bh IP[.port] | -bp | -bV |\n"
-            "               -bP [option...] | -q\n");
+    fprintf(stderr, "usage: postern [-C file] [-D NAME=value]... [-oX ports] [-oP pidfile]\n"
+                    "               -bd | -bdf [-q<interval>] | -bs | -bh IP[.port] | -bp | -bV |\n"
+                    "               -bP [option...] | -q\n");
 }
 
 static struct conf_macro *add_macro(struct conf_macro *list, const char *def)

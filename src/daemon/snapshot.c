@@ -43,9 +43,8 @@ const struct config *snapshot_get(void)
         _Atomic long *refs = refs_of(cfg);
         long r = atomic_load_explicit(refs, memory_order_relaxed);
         /* increment unless zero: a snapshot whose last reference is gone stays gone */
-        while (r > 0 && !atomic_compare_exchange_weak_explicit(refs, &r, r + 1,
-                                                               memory_order_acq_rel,
-                                                               memory_order_relaxed))
+        while (r > 0 && !atomic_compare_exchange_weak_explicit(
+                            refs, &r, r + 1, memory_order_acq_rel, memory_order_relaxed))
             ;
         if (r == 0)
             cfg = NULL;

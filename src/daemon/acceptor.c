@@ -1,0 +1,438 @@
+/*
+ * acceptor.c - the listening sockets and the acceptor thread: accept4, connection limits
+ * (421 when over), and for peers in proxy_required_hosts the PROXY stage on the
+ * acceptor's own epoll (peek, proxy_parse, consume exactly the header, deadline
+ * proxy_protocol_timeout), then the hand-off to the worker pool.
+ */
+#include "server_internal.h"
+
+#include "postern/log.h"
+#include "postern/snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "postern/expand.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+
+/* ------------------------------------------------------------------ */
+/* listeners                                                           */
+/* ------------------------------------------------------------------ */
+
+static bool listener_open(const char *addr, int port, char *err, size_t errlen)
+{
+    if (srv.listener_count >= MAX_LISTENERS) {
+        snprintf(err, errlen, "too many listening sockets");
+        return false;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    int family;
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1)
+            goto bad;
+        len = sizeof *a6;
+        family = AF_INET6;
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1)
+            goto bad;
+        len = sizeof *a4;
+        family = AF_INET;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return false;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    const struct config *cfg = snapshot_get();
+    int backlog = cfg && cfg->smtp_connect_backlog > 0 ? cfg->smtp_connect_backlog : 1024;
+    snapshot_put(cfg);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0) {
+        snprintf(err, errlen, "cannot listen on [%s]:%d: %s", addr, port, strerror(errno));
+        close(fd);
+        return false;
+    }
+    struct listener *l = &srv.listeners[srv.listener_count++];
+    l->kind = KIND_LISTENER;
+    l->fd = fd;
+    strlcpy_p(l->addr, addr, sizeof l->addr);
+    l->port = port;
+    return true;
+bad:
+    snprintf(err, errlen, "bad listening address \"%s\"", addr);
+    return false;
+}
+
+/* An interface item may carry its own port: "127.0.0.1.2525" or "::1.2525". */
+static void split_interface(const char *item, char *addr, size_t addrlen, int *port)
+{
+    *port = 0;
+    strlcpy_p(addr, item, addrlen);
+    char *dot = strrchr(addr, '.');
+    if (!dot)
+        return;
+    int dots = 0;
+    for (char *p = addr; *p; p++)
+        dots += *p == '.';
+    bool v6 = strchr(addr, ':') != NULL;
+    if ((v6 && dots >= 1) || (!v6 && dots == 4)) {
+        *port = atoi(dot + 1);
+        *dot = '\0';
+    }
+}
+
+bool listeners_open_all(const struct config *cfg, char *err, size_t errlen)
+{
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct expand_ctx ctx;
+    expand_ctx_init(&ctx, &arena, cfg, NULL, NULL);
+    const char *ifaces = NULL, *ports = NULL, *xerr = NULL;
+    const char *port_src = srv.opts->port_override
+                               ? srv.opts->port_override
+                               : (cfg->daemon_smtp_ports ? cfg->daemon_smtp_ports : "25");
+    bool ok = false;
+    if (expand_string(&ctx, cfg->local_interfaces ? cfg->local_interfaces : "<; 0.0.0.0 ; ::",
+                      &ifaces, &xerr) != EXPAND_OK ||
+        expand_string(&ctx, port_src, &ports, &xerr) != EXPAND_OK) {
+        snprintf(err, errlen, "expanding local_interfaces/daemon_smtp_ports: %s", xerr);
+        goto out;
+    }
+    const char **iface_items, **port_items;
+    int ni = list_split(&arena, ifaces, &iface_items);
+    int np = list_split(&arena, ports, &port_items);
+    for (int i = 0; i < ni; i++) {
+        char addr[64];
+        int own_port;
+        split_interface(iface_items[i], addr, sizeof addr, &own_port);
+        if (own_port && !srv.opts->port_override) {
+            if (!listener_open(addr, own_port, err, errlen))
+                goto out;
+            continue;
+        }
+        for (int p = 0; p < np; p++) {
+            int port = atoi(port_items[p]);
+            if (port <= 0 || port > 65535) {
+                snprintf(err, errlen, "bad port \"%s\"", port_items[p]);
+                goto out;
+            }
+            if (!listener_open(addr, port, err, errlen))
+                goto out;
+        }
+    }
+    ok = srv.listener_count > 0;
+    if (!ok)
+        snprintf(err, errlen, "no listening sockets configured");
+out:
+    arena_reset(&arena);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* acceptor                                                            */
+/* ------------------------------------------------------------------ */
+
+static void sockaddr_text(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port)
+{
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+            inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], ip, (socklen_t)iplen);
+        else
+            inet_ntop(AF_INET6, &a6->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a6->sin6_port);
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a4->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(a4->sin_port);
+    }
+}
+
+/* Try to read the PROXY header: true when the connection left the PROXY stage. */
+static bool proxy_try(struct conn *c)
+{
+    uint8_t small[PROXY_PEEK_SMALL];
+    uint8_t *peek = small;
+    size_t cap = sizeof small;
+    struct proxy_result pr;
+    for (;;) {
+        ssize_t n = recv(c->fd, peek, cap, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            if (peek != small)
+                free(peek);
+            return false;
+        }
+        if (n <= 0) {
+            if (peek != small)
+                free(peek);
+            conn_close(c); /* the proxy went away before sending a header */
+            return true;
+        }
+        enum proxy_status st = proxy_parse(peek, (size_t)n, &pr);
+        if (st == PROXY_NEED_MORE && (size_t)n == cap && cap < PROXY_V2_MAX_LEN) {
+            /* a large v2 header: peek again with room for the biggest one */
+            if (peek != small)
+                free(peek);
+            cap = PROXY_V2_MAX_LEN;
+            peek = malloc(cap);
+            if (!peek)
+                die("out of memory reading a PROXY header");
+            continue;
+        }
+        if (peek != small)
+            free(peek);
+        if (st == PROXY_NEED_MORE)
+            return false;
+        /* Consume exactly the header: what follows stays in the socket for the session.
+         * A malformed header is not SMTP either: drop the bytes it was judged on (the v2
+         * signature even contains "QUIT\n"), then the session refuses what comes next. */
+        size_t left = st == PROXY_ERROR ? (size_t)n : pr.consumed;
+        uint8_t sink[4096];
+        while (left > 0) {
+            ssize_t r = recv(c->fd, sink, left < sizeof sink ? left : sizeof sink, MSG_DONTWAIT);
+            if (r <= 0) {
+                if (r < 0 && errno == EINTR)
+                    continue;
+                conn_close(c);
+                return true;
+            }
+            left -= (size_t)r;
+        }
+        if (st == PROXY_ERROR)
+            conn_hand_off(c, NULL, true, pr.reason);
+        else
+            conn_hand_off(c, &pr, true, NULL);
+        return true;
+    }
+}
+
+static void proxy_wait_remove(struct conn *c)
+{
+    struct conn **pp = &srv.proxy_wait_head;
+    struct conn *prev = NULL;
+    for (; *pp; prev = *pp, pp = &(*pp)->pending_next) {
+        if (*pp == c) {
+            *pp = c->pending_next;
+            if (srv.proxy_wait_tail == c)
+                srv.proxy_wait_tail = prev;
+            return;
+        }
+    }
+}
+
+static void proxy_stage_event(struct conn *c)
+{
+    /* Keep it in the acceptor's epoll until it leaves the stage. */
+    int fd = c->fd;
+    proxy_wait_remove(c);
+    epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_DEL, fd, NULL);
+    if (proxy_try(c))
+        return;
+    /* still incomplete: back into the wait list, same deadline */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET | EPOLLRDHUP, .data.ptr = c};
+    epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_ADD, fd, &ev);
+    c->pending_next = NULL;
+    /* re-insert keeping deadline order */
+    struct conn **pp = &srv.proxy_wait_head;
+    struct conn *prev = NULL;
+    while (*pp && (*pp)->proxy_deadline_ms <= c->proxy_deadline_ms) {
+        prev = *pp;
+        pp = &(*pp)->pending_next;
+    }
+    c->pending_next = *pp;
+    *pp = c;
+    if (!c->pending_next)
+        srv.proxy_wait_tail = c;
+    (void)prev;
+}
+
+static void proxy_expire(int64_t now)
+{
+    while (srv.proxy_wait_head && srv.proxy_wait_head->proxy_deadline_ms <= now) {
+        struct conn *c = srv.proxy_wait_head;
+        srv.proxy_wait_head = c->pending_next;
+        if (!srv.proxy_wait_head)
+            srv.proxy_wait_tail = NULL;
+        epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_DEL, c->fd, NULL);
+        conn_hand_off(c, NULL, true, "timeout waiting for the PROXY header");
+    }
+}
+
+static bool host_in_list(const struct config *cfg, const char *list, const char *ip)
+{
+    if (!list || !list[0])
+        return false;
+    struct arena arena;
+    arena_init(&arena, 2048);
+    struct expand_ctx ctx;
+    expand_ctx_init(&ctx, &arena, cfg, NULL, NULL);
+    const char *err = NULL;
+    enum match_result m = list_match_host(&ctx, list, ip, NULL, &err);
+    if (m == MATCH_ERROR || m == MATCH_DEFER)
+        log_write(LOG_MAIN | LOG_PANIC, NULL, "checking [%s] against \"%s\": %s", ip, list,
+                  err ? err : "lookup deferred");
+    arena_reset(&arena);
+    /* A list that cannot be checked counts as a match: such a host must then prove itself
+     * with a PROXY header rather than be trusted as a direct client. */
+    return m != MATCH_NO;
+}
+
+static int per_host_limit(const struct config *cfg)
+{
+    if (!cfg->smtp_accept_max_per_host || !cfg->smtp_accept_max_per_host[0])
+        return 0;
+    struct arena arena;
+    arena_init(&arena, 1024);
+    struct expand_ctx ctx;
+    expand_ctx_init(&ctx, &arena, cfg, NULL, NULL);
+    const char *out = NULL, *err = NULL;
+    int limit = 0;
+    if (expand_string(&ctx, cfg->smtp_accept_max_per_host, &out, &err) == EXPAND_OK)
+        limit = atoi(out);
+    arena_reset(&arena);
+    return limit;
+}
+
+static void refuse(int fd, const char *hostname, const char *text)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "421 %s %s\r\n", hostname, text);
+    if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* nothing more to do: the client is gone */
+    }
+    close(fd);
+}
+
+static void accept_one(struct listener *l)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t plen = sizeof peer, llen = sizeof local;
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            log_write(LOG_MAIN | LOG_PANIC, NULL, "accept: %s", strerror(errno));
+        if (errno == EMFILE || errno == ENFILE)
+            usleep(10000);
+        return;
+    }
+    const struct config *cfg = snapshot_get();
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        die("out of memory accepting a connection");
+    c->kind = KIND_CONN;
+    c->fd = fd;
+    c->cfg = cfg;
+    sockaddr_text(&peer, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
+    getsockname(fd, (struct sockaddr *)&local, &llen);
+    sockaddr_text(&local, c->local_ip, sizeof c->local_ip, &c->local_port);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    /* Limits count real peers, before any PROXY header (as the seed says). */
+    int live = atomic_load(&srv.live);
+    if (cfg->smtp_accept_max > 0 && live >= cfg->smtp_accept_max) {
+        log_write(LOG_MAIN, NULL, "Connection from [%s] refused: too many connections", c->peer_ip);
+        refuse(fd, cfg->primary_hostname,
+               "Too many concurrent SMTP connections; please try again later.");
+        snapshot_put(cfg);
+        free(c);
+        return;
+    }
+    int per_host = per_host_limit(cfg);
+    pthread_mutex_lock(&srv.registry_lock);
+    int from_host = host_count_add(c->peer_ip, 1);
+    if (per_host > 0 && from_host > per_host) {
+        host_count_add(c->peer_ip, -1);
+        pthread_mutex_unlock(&srv.registry_lock);
+        log_write(LOG_MAIN, NULL,
+                  "Connection from [%s] refused: too many connections from that IP address",
+                  c->peer_ip);
+        refuse(fd, cfg->primary_hostname,
+               "Too many concurrent SMTP connections from this IP address; please try again "
+               "later.");
+        snapshot_put(cfg);
+        free(c);
+        return;
+    }
+    pthread_mutex_unlock(&srv.registry_lock);
+    atomic_fetch_add(&srv.live, 1);
+    c->timeout_ms = cfg->smtp_receive_timeout * 1000;
+    atomic_store(&c->last_activity_ms, time_mono_ms());
+    registry_add(c);
+
+    if (host_in_list(cfg, cfg->proxy_required_hosts, c->peer_ip)) {
+        c->proxy_deadline_ms = time_mono_ms() + cfg->proxy_protocol_timeout * 1000;
+        c->pending_next = NULL;
+        if (srv.proxy_wait_tail)
+            srv.proxy_wait_tail->pending_next = c;
+        else
+            srv.proxy_wait_head = c;
+        srv.proxy_wait_tail = c;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET | EPOLLRDHUP, .data.ptr = c};
+        epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_ADD, fd, &ev);
+        /* the header may already be here */
+        proxy_stage_event(c);
+        return;
+    }
+    conn_hand_off(c, NULL, false, NULL);
+}
+
+void *acceptor_main(void *arg)
+{
+    (void)arg;
+    struct epoll_event events[64];
+    for (;;) {
+        int timeout = -1;
+        if (srv.proxy_wait_head) {
+            int64_t wait = srv.proxy_wait_head->proxy_deadline_ms - time_mono_ms();
+            timeout = wait < 0 ? 0 : (int)wait;
+        }
+        int n = epoll_wait(srv.acceptor_epoll, events, 64, timeout);
+        if (n < 0 && errno != EINTR) {
+            log_write(LOG_PANIC, NULL, "acceptor epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int kind = *(int *)events[i].data.ptr;
+            if (kind == KIND_WAKEUP)
+                goto done;
+            if (kind == KIND_LISTENER) {
+                struct listener *l = events[i].data.ptr;
+                for (int k = 0; k < 64; k++)
+                    accept_one(l);
+            } else {
+                proxy_stage_event(events[i].data.ptr);
+            }
+        }
+        proxy_expire(time_mono_ms());
+    }
+done:
+    /* connections still waiting for a header are dropped */
+    while (srv.proxy_wait_head) {
+        struct conn *c = srv.proxy_wait_head;
+        srv.proxy_wait_head = c->pending_next;
+        conn_close(c);
+    }
+    for (int i = 0; i < srv.listener_count; i++)
+        close(srv.listeners[i].fd);
+    snapshot_thread_done();
+    return NULL;
+}
