@@ -314,8 +314,10 @@ enum session_action session_start(struct session *s)
 static void cmd_helo(struct session *s, const struct smtp_command *cmd)
 {
     const char *user_msg = NULL, *log_msg = NULL;
+    /* cmd lives in msg_arena, which the reset frees: keep the name first */
+    const char *helo = arena_strdup(&s->conn_arena, cmd->arg);
     session_reset_message(s);
-    s->helo_name = arena_strdup(&s->conn_arena, cmd->arg);
+    s->helo_name = helo;
     s->esmtp = cmd->verb == SMTP_VERB_EHLO;
     enum acl_result rc =
         session_run_acl(s, ACL_WHERE_HELO, s->cfg->acl_smtp_helo, &user_msg, &log_msg);
@@ -331,9 +333,9 @@ static void cmd_helo(struct session *s, const struct smtp_command *cmd)
     }
     const char *greeting = s->is_local_input
                                ? arena_printf(&s->msg_arena, "%s Hello %s", s->cfg->primary_hostname,
-                                              cmd->arg)
+                                              helo)
                                : arena_printf(&s->msg_arena, "%s Hello %s [%s]",
-                                              s->cfg->primary_hostname, cmd->arg, s->client_ip);
+                                              s->cfg->primary_hostname, helo, s->client_ip);
     if (!s->esmtp) {
         session_reply(s, 250, NULL, greeting);
         s->pipelining_advertised = false;
@@ -401,8 +403,8 @@ static void cmd_mail(struct session *s, const struct smtp_command *cmd)
     if (rc != ACL_ACCEPT && rc != ACL_DISCARD) {
         session_log_reject(s, arena_printf(&s->msg_arena, "MAIL <%s>", cmd->address), user_msg,
                            log_msg, rc);
-        session_reset_message(s);
         session_reply_acl(s, rc, 550, "Administrative prohibition", user_msg);
+        session_reset_message(s); /* after the reply: user_msg lives in msg_arena */
         if (rc == ACL_DROP)
             s->state = SESSION_CLOSING;
         return;
@@ -627,7 +629,7 @@ enum session_action session_process(struct session *s)
         }
         size_t next = 0;
         long len = next_line(&s->in, &next);
-        if (len < 0) {
+        if (len < 0 || (s->cfg->smtp_max_line_length > 0 && len > s->cfg->smtp_max_line_length)) {
             size_t limit = (size_t)(s->cfg->smtp_max_line_length > 0 ? s->cfg->smtp_max_line_length
                                                                      : 2048);
             if (s->in.len > limit) {
