@@ -226,7 +226,20 @@ static bool compile_split_set(struct compile_state *cs, const struct conf_item *
     return true;
 }
 
-/* Checks that need the value: syntax, verify type, ACL reference, delay. */
+/* The controls the SMTP session implements (src/smtp/session_vars.c env_control). */
+static const char *const known_controls[] = {"no_pipelining", "enforce_sync", "no_enforce_sync",
+                                             "queue_only", "queue"};
+
+static bool control_known(const char *value)
+{
+    size_t n = strcspn(value, "/");
+    for (size_t i = 0; i < sizeof known_controls / sizeof known_controls[0]; i++)
+        if (strlen(known_controls[i]) == n && strncmp(known_controls[i], value, n) == 0)
+            return true;
+    return false;
+}
+
+/* Checks that need the value: syntax, verify type, ACL reference, delay, control. */
 static bool compile_check_value(struct compile_state *cs, const struct acl_item *item)
 {
     const char *why = NULL;
@@ -243,6 +256,9 @@ static bool compile_check_value(struct compile_state *cs, const struct acl_item 
     int64_t seconds;
     if (item->def->kind == ACLI_DELAY && !parse_time_interval(item->value, &seconds))
         return compile_fail(cs, item->file, item->line, "delay = %s: bad time value", item->value);
+    if (item->def->kind == ACLI_CONTROL && !control_known(item->value))
+        return compile_fail(cs, item->file, item->line, "control = %s: unknown control",
+                            item->value);
     return true;
 }
 

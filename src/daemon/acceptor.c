@@ -295,18 +295,29 @@ static bool host_in_list(const struct config *cfg, const char *list, const char 
     return m != MATCH_NO;
 }
 
-static int per_host_limit(const struct config *cfg)
+/* smtp_accept_max_per_host may refer to the connecting host, as in Exim. */
+static const char *accept_var(struct expand_ctx *ctx, const char *name)
+{
+    if (strcmp(name, "sender_host_address") == 0)
+        return ctx->user;
+    return NULL;
+}
+
+static int per_host_limit(const struct config *cfg, const char *peer_ip)
 {
     if (!cfg->smtp_accept_max_per_host || !cfg->smtp_accept_max_per_host[0])
         return 0;
     struct arena arena;
     arena_init(&arena, 1024);
     struct expand_ctx ctx;
-    expand_ctx_init(&ctx, &arena, cfg, NULL, NULL);
+    expand_ctx_init(&ctx, &arena, cfg, accept_var, (void *)peer_ip);
     const char *out = NULL, *err = NULL;
     int limit = 0;
     if (expand_string(&ctx, cfg->smtp_accept_max_per_host, &out, &err) == EXPAND_OK)
         limit = atoi(out);
+    else
+        log_write(LOG_MAIN | LOG_PANIC, NULL, "expansion of smtp_accept_max_per_host failed: %s",
+                  err ? err : "?");
     arena_reset(&arena);
     return limit;
 }
@@ -356,7 +367,7 @@ static void accept_one(struct listener *l)
         free(c);
         return;
     }
-    int per_host = per_host_limit(cfg);
+    int per_host = per_host_limit(cfg, c->peer_ip);
     pthread_mutex_lock(&srv.registry_lock);
     int from_host = host_count_add(c->peer_ip, 1);
     if (per_host > 0 && from_host > per_host) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SESSION_ARENA_CHUNK 8192
 #define PROXY_FAILED_REPLY "503 Command refused, required Proxy negotiation failed"
@@ -105,13 +106,9 @@ static const char *reply_code_override(const char *text, int *code, const char *
         text[0] == '0' + *code / 100) {
         *code = atoi(text);
         text += 4;
-        /* an enhanced code "x.y.z " after it */
-        if (text[0] == text[-4] && text[1] == '.') {
-            const char *sp = strchr(text, ' ');
+        /* An enhanced code "x.y.z " of its own stays in the text, replacing ours. */
+        if (text[0] == text[-4] && text[1] == '.')
             *enhanced = NULL;
-            if (sp)
-                text = sp + 1;
-        }
     }
     return text;
 }
@@ -200,6 +197,15 @@ enum acl_result session_run_acl(struct session *s, enum acl_where where, const c
     enum acl_result rc = acl_check(s->cfg, acl, &env);
     *user_msg = env.user_message;
     *log_msg = env.log_message;
+    if (env.delay_ms > 0 && !s->test_mode) {
+        /* As in Exim, "delay =" holds this session (here: its worker) before the reply. */
+        int64_t ms = env.delay_ms > 3600000 ? 3600000 : env.delay_ms;
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    } else if (env.delay_ms > 0) {
+        session_trace(s, "delay of %lld ms skipped in -bh mode", (long long)env.delay_ms);
+    }
     if (rc == ACL_ERROR)
         log_write(LOG_MAIN | LOG_PANIC, s->message_id[0] ? s->message_id : NULL,
                   "%s ACL error: %s", session_host_id(s, &s->msg_arena),

@@ -330,9 +330,7 @@ static enum session_action data_finished(struct session *s)
     }
     bool prdr = s->prdr_requested && s->rcpt_count > 1;
     int accepted = s->rcpt_count, deferred = 0;
-    if (!prdr)
-        s->prdr_requested = s->prdr_requested && s->rcpt_count > 1;
-    else
+    if (prdr)
         accepted = run_prdr(s, &deferred);
 
     enum acl_result rc = ACL_ACCEPT;

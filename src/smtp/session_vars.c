@@ -216,6 +216,10 @@ static void env_add_header(struct acl_env *env, const char *header)
 static bool env_control(struct acl_env *env, const char *control, const char **err)
 {
     struct session *s = env_session(env);
+    size_t len = strcspn(control, "/"); /* options after '/' are not used by these */
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), control);
+    control = name;
     if (strcmp(control, "no_pipelining") == 0) {
         s->no_pipelining = true;
         return true;
@@ -228,7 +232,7 @@ static bool env_control(struct acl_env *env, const char *control, const char **e
         s->queue_only = true;
         return true;
     }
-    *err = arena_printf(&s->msg_arena, "control \"%s\" is not supported", control);
+    *err = arena_printf(&s->msg_arena, "control \"%s\" is not supported", name);
     return false;
 }
 

@@ -101,8 +101,8 @@ static inline void fake_add_header(struct acl_env *env, const char *header)
 static inline bool fake_control(struct acl_env *env, const char *control, const char **err)
 {
     struct fake *f = env->user;
-    if (strcmp(control, "forbidden") == 0) {
-        *err = "control forbidden is not allowed here";
+    if (strcmp(control, "no_enforce_sync") == 0) {
+        *err = "control no_enforce_sync is not allowed here";
         return false;
     }
     buf_printf(&f->controls, "%s\n", control);

@@ -444,14 +444,14 @@ static void test_immediate_modifiers_order(void **state)
     struct fake *f = fake_new(ACL_WHERE_RCPT);
     struct conf_acl *a = tree_acl(f, "x");
     tree_stmtv(f, a, "accept", 2, "logwrite", "before", "add_header", "X-Before: 1", "control",
-               "freeze", "delay", "2s", "set", "acl_m_a = 1", "continue", "${lc:X}", "condition",
+               "queue_only", "delay", "2s", "set", "acl_m_a = 1", "continue", "${lc:X}", "condition",
                "no", "logwrite", "after", "add_header", "X-After: 1", "set", "acl_m_b = 1", "delay",
                "5s", NULL);
     tree_stmtv(f, a, "deny", 3, NULL);
     assert_int_equal(run(f, "x"), ACL_DENY);
     assert_string_equal(fake_logs(f), "m|before\n");
     assert_string_equal(fake_headers(f), "X-Before: 1\n");
-    assert_string_equal(f->controls.data, "freeze\n");
+    assert_string_equal(f->controls.data, "queue_only\n");
     assert_int_equal(f->env.delay_ms, 2000);
     assert_string_equal(fake_get(f, "acl_m_a"), "1");
     assert_null(fake_get(f, "acl_m_b"));
@@ -489,9 +489,9 @@ static void test_add_header_lines(void **state)
 static void test_control_refused_is_error(void **state)
 {
     struct fake *f = fake_new(ACL_WHERE_RCPT);
-    tree_stmtv(f, tree_acl(f, "x"), "accept", 2, "control", "forbidden", NULL);
+    tree_stmtv(f, tree_acl(f, "x"), "accept", 2, "control", "no_enforce_sync", NULL);
     assert_int_equal(run(f, "x"), ACL_ERROR);
-    assert_contains(f->env.log_message, "control forbidden is not allowed here");
+    assert_contains(f->env.log_message, "control no_enforce_sync is not allowed here");
     fake_free(f);
 }
 

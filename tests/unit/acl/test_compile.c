@@ -37,7 +37,7 @@ static void test_default_style_acl_compiles(void **state)
                "^[.] : ^.*[@%!/|]", NULL);
     tree_stmtv(f, a, "accept", 5, "domains", "+local_domains", NULL);
     tree_stmtv(f, a, "warn", 6, "set", "acl_m_flag = 1", "logwrite", "x $acl_m_flag", "add_header",
-               "X-Test: yes", "control", "freeze", "delay", "1s", "continue", "${lc:ABC}", NULL);
+               "X-Test: yes", "control", "queue_only", "delay", "1s", "continue", "${lc:ABC}", NULL);
     tree_stmtv(f, a, "require", 7, "verify", "recipient", "verify", "sender", "verify", "helo",
                "acl", "other", "!authenticated", "*", "senders", ":", "condition", "yes", NULL);
     tree_stmtv(f, a, "deny", 8, "message", "relay not permitted", NULL);
@@ -257,6 +257,14 @@ static void test_bad_delay(void **state)
     fake_free(f);
 }
 
+static void test_unknown_control(void **state)
+{
+    struct fake *f = fake_new(ACL_WHERE_RCPT);
+    tree_stmtv(f, tree_acl(f, "x"), "warn", 3, "control", "freeze", NULL);
+    expect_error(f, "test.conf:3: control = freeze: unknown control");
+    fake_free(f);
+}
+
 static void test_empty_section(void **state)
 {
     struct fake *f = fake_new(ACL_WHERE_RCPT);
@@ -283,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_acl),
         cmocka_unit_test(test_option_names_checked),
         cmocka_unit_test(test_bad_delay),
+        cmocka_unit_test(test_unknown_control),
         cmocka_unit_test(test_empty_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
