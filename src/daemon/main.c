@@ -55,6 +55,17 @@ static struct conf_macro *add_macro(struct conf_macro *list, const char *def)
     return m;
 }
 
+static void free_macros(struct conf_macro *m)
+{
+    while (m) {
+        struct conf_macro *next = m->next;
+        free((char *)m->name);
+        free((char *)m->value);
+        free(m);
+        m = next;
+    }
+}
+
 static void print_version(void)
 {
     printf("postern version %s\n", POSTERN_VERSION);
@@ -133,6 +144,7 @@ int main(int argc, char **argv)
     struct config *cfg = config_load(opts.config_path, macros, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "postern: configuration error: %s\n", err);
+        free_macros(macros);
         return 1;
     }
     if (mode == MODE_PRINT) {
@@ -149,10 +161,13 @@ int main(int argc, char **argv)
         fputs(out.data ? out.data : "", stdout);
         buf_free(&out);
         config_free(cfg);
+        free_macros(macros);
         return rc;
     }
     if (mode != MODE_TEST_HOST && !log_configure(cfg->log_file_path, err, sizeof err)) {
         fprintf(stderr, "postern: log files: %s\n", err);
+        config_free(cfg);
+        free_macros(macros);
         return 1;
     }
     if (mode == MODE_TEST_HOST)
@@ -165,6 +180,8 @@ int main(int argc, char **argv)
     } else {
         if (!spool_init(cfg->spool_directory, cfg->spool_commit_max_batch, err, sizeof err)) {
             fprintf(stderr, "postern: spool: %s\n", err);
+            snapshot_shutdown();
+            free_macros(macros);
             return 1;
         }
         const struct config *ref = snapshot_get();
@@ -197,12 +214,6 @@ int main(int argc, char **argv)
     snapshot_shutdown();
     snapshot_thread_done();
     log_close();
-    for (struct conf_macro *m = macros; m;) {
-        struct conf_macro *next = m->next;
-        free((char *)m->name);
-        free((char *)m->value);
-        free(m);
-        m = next;
-    }
+    free_macros(macros);
     return rc;
 }
