@@ -21,7 +21,7 @@ packages=(
   libssl-dev openssl liburcu-dev libhiredis-dev libspf2-dev libopendmarc-dev libjemalloc-dev
   libcmocka-dev
   python3 python3-pytest swaks haproxy redis-server postfix util-linux procps iproute2
-  publicsuffix perl
+  publicsuffix perl libmariadb3 libidn12
 )
 
 install_packages() {
