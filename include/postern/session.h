@@ -138,6 +138,8 @@ struct session {
     const char *commit_reason; /* set before commit_state is stored with release */
     char prdr_final[256];      /* the reply to send once the commit is done */
     struct buf pending_reply;  /* PRDR lines prepared before the commit */
+    struct spool_envelope commit_env;  /* prepared at the end of DATA for session_commit_start */
+    struct spool_writer *commit_writer;
 };
 
 /* Create a session for a connection. ip/port are the socket's peer and local addresses;
@@ -156,6 +158,11 @@ void session_set_proxy(struct session *s, bool required, bool ok, bool local,
 enum session_action session_start(struct session *s);
 /* Consume as much of s->in as possible. */
 enum session_action session_process(struct session *s);
+/* After SESSION_WAIT_COMMIT, once the transport has finished with the session (replies
+ * flushed): hand the message to the spool committer. From then on the session belongs to
+ * the committer until ops->commit_finished. Returns false if the commit could not even be
+ * started: a 451 is then in s->out and the session carries on (call session_process). */
+bool session_commit_start(struct session *s);
 /* After commit_finished: produce the post-DATA reply and carry on with queued input. */
 enum session_action session_commit_resume(struct session *s);
 /* Timeouts and shutdown: produce a 421 and close. */

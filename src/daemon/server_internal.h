@@ -49,6 +49,11 @@ struct conn {
     int64_t timeout_ms;        /* smtp_receive_timeout of its config, set before registration */
     _Atomic int64_t last_activity_ms;
     _Atomic int kick;
+    /* Ownership hand-off through the epoll: the thread that arms the connection bumps it
+     * (release) and the worker that takes the event reads it (acquire). epoll itself
+     * orders the two, but this makes the hand-off visible to ThreadSanitizer and to the
+     * C memory model, not only to the kernel. */
+    _Atomic unsigned handoff;
     _Atomic bool in_message;
 };
 

@@ -6,18 +6,37 @@
  */
 #include "postern/snapshot.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <urcu/urcu-memb.h>
 
 static struct config *current_config; /* RCU-protected */
 static _Thread_local bool rcu_registered;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key; /* its destructor unregisters a thread that forgot to */
 
+static void unregister_at_exit(void *unused)
+{
+    (void)unused;
+    snapshot_thread_done();
+}
+
+static void exit_key_create(void)
+{
+    pthread_key_create(&exit_key, unregister_at_exit);
+}
+
+/* Threads register on first use; a thread that exits without snapshot_thread_done() is
+ * unregistered by the key destructor, so a grace period never waits on (or writes to)
+ * the stack of a thread that is gone. */
 static void register_thread(void)
 {
     if (!rcu_registered) {
         urcu_memb_register_thread();
         rcu_registered = true;
+        pthread_once(&exit_key_once, exit_key_create);
+        pthread_setspecific(exit_key, (void *)1);
     }
 }
 
@@ -79,5 +98,6 @@ void snapshot_thread_done(void)
     if (rcu_registered) {
         urcu_memb_unregister_thread();
         rcu_registered = false;
+        pthread_setspecific(exit_key, NULL);
     }
 }

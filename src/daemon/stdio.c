@@ -116,7 +116,7 @@ int stdio_session_run(const struct config *cfg, const char *host, bool test_mode
         a = session_process(s);
         while (a == SESSION_WAIT_COMMIT) {
             flush_out(s);
-            a = wait_commit(s, &t);
+            a = session_commit_start(s) ? wait_commit(s, &t) : session_process(s);
         }
         flush_out(s);
     }

@@ -33,9 +33,11 @@ static bool conn_input_pending(struct session *s)
 
 static void conn_arm(struct conn *c, uint32_t events)
 {
+    int fd = c->fd; /* after the release below, c belongs to whoever takes the event */
     struct epoll_event ev = {.events = events | EPOLLONESHOT | EPOLLRDHUP, .data.ptr = c};
-    if (epoll_ctl(srv.worker_epoll, EPOLL_CTL_MOD, c->fd, &ev) < 0 && errno == ENOENT)
-        epoll_ctl(srv.worker_epoll, EPOLL_CTL_ADD, c->fd, &ev);
+    atomic_fetch_add_explicit(&c->handoff, 1, memory_order_release);
+    if (epoll_ctl(srv.worker_epoll, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(srv.worker_epoll, EPOLL_CTL_ADD, fd, &ev);
 }
 
 /* Committer thread: the message is durable (or failed); give the session back to a
@@ -140,6 +142,20 @@ static void conn_handle(struct conn *c)
             buf_clear(&s->out);
         }
     }
+    /* A finished message goes to the committer only once the replies before it are out:
+     * after session_commit_start the session is the committer's, not ours. */
+    while (action == SESSION_WAIT_COMMIT) {
+        atomic_store(&c->in_message, true);
+        if (!conn_flush(c)) {
+            session_lost(s, "write failed");
+            conn_close(c);
+            return;
+        }
+        if (session_commit_start(s))
+            return; /* do not touch c again: the committer re-arms it */
+        action = session_process(s); /* could not commit: 451 sent, carry on */
+    }
+
     /* Only a message on its way in (data being read, or being committed) may delay a
      * drain; a session idle between commands is told 421 at once. */
     atomic_store(&c->in_message, s->state == SESSION_DATA || s->state == SESSION_COMMIT_WAIT);
@@ -150,8 +166,6 @@ static void conn_handle(struct conn *c)
         conn_close(c);
         return;
     }
-    if (action == SESSION_WAIT_COMMIT)
-        return; /* the committer owns the hand-back now: do not touch c again */
     if (action == SESSION_CLOSE) {
         if (s->out.len == 0) {
             conn_close(c);
@@ -190,6 +204,7 @@ void *worker_main(void *arg)
         if (kind == KIND_WAKEUP)
             break;
         struct conn *c = ev.data.ptr;
+        atomic_load_explicit(&c->handoff, memory_order_acquire); /* take ownership */
         if (c->s->state == SESSION_CLOSING)
             conn_handle_closing_flush(c);
         else
@@ -220,6 +235,7 @@ void conn_hand_off(struct conn *c, const struct proxy_result *pr, bool proxy_req
     }
     atomic_store(&c->last_activity_ms, time_mono_ms());
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT | EPOLLRDHUP, .data.ptr = c};
+    atomic_fetch_add_explicit(&c->handoff, 1, memory_order_release);
     if (epoll_ctl(srv.worker_epoll, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
         log_write(LOG_PANIC, NULL, "epoll_ctl add: %s", strerror(errno));
         conn_close(c);

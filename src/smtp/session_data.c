@@ -38,6 +38,10 @@ void session_reset_message(struct session *s)
         spool_message_abort(s->writer);
         s->writer = NULL;
     }
+    if (s->commit_writer) {
+        spool_message_abort(s->commit_writer);
+        s->commit_writer = NULL;
+    }
     s->mail_given = false;
     s->sender = NULL;
     s->prdr_requested = false;
@@ -373,22 +377,27 @@ static enum session_action data_finished(struct session *s)
         snprintf(s->prdr_final, sizeof s->prdr_final, "%s", accepted < s->rcpt_count
                                                           ? ", accepted for some recipients"
                                                           : "");
-    struct spool_envelope env;
-    fill_envelope(s, &env);
-    char err[256];
-    struct spool_writer *w = s->writer;
+    fill_envelope(s, &s->commit_env);
+    s->commit_writer = s->writer;
     s->writer = NULL;
-    atomic_store_explicit(&s->commit_state, COMMIT_IN_FLIGHT, memory_order_relaxed);
     s->state = SESSION_COMMIT_WAIT;
-    if (!spool_commit_submit(w, &env, commit_done, s, err, sizeof err)) {
-        log_write(LOG_MAIN | LOG_PANIC, s->message_id, "spool commit failed: %s", err);
-        atomic_store_explicit(&s->commit_state, COMMIT_NONE, memory_order_relaxed);
-        s->state = SESSION_CMD;
-        session_reply(s, 451, "4.3.0", "Temporary local problem - please try later");
-        session_reset_message(s);
-        return SESSION_CONTINUE;
-    }
-    return SESSION_WAIT_COMMIT;
+    return SESSION_WAIT_COMMIT; /* the transport calls session_commit_start when done */
+}
+
+bool session_commit_start(struct session *s)
+{
+    char err[256];
+    struct spool_writer *w = s->commit_writer;
+    s->commit_writer = NULL;
+    atomic_store_explicit(&s->commit_state, COMMIT_IN_FLIGHT, memory_order_relaxed);
+    if (spool_commit_submit(w, &s->commit_env, commit_done, s, err, sizeof err))
+        return true; /* the committer owns the session now */
+    log_write(LOG_MAIN | LOG_PANIC, s->message_id, "spool commit failed: %s", err);
+    atomic_store_explicit(&s->commit_state, COMMIT_NONE, memory_order_relaxed);
+    s->state = SESSION_CMD;
+    session_reply(s, 451, "4.3.0", "Temporary local problem - please try later");
+    session_reset_message(s);
+    return false;
 }
 
 enum session_action session_commit_resume(struct session *s)

@@ -110,6 +110,10 @@ static const char *feed(struct harness *h, const char *bytes)
     buf_append_str(&h->s->in, bytes);
     enum session_action a = session_process(h->s);
     while (a == SESSION_WAIT_COMMIT) {
+        if (!session_commit_start(h->s)) {
+            a = session_process(h->s);
+            continue;
+        }
         pthread_mutex_lock(&h->lock);
         while (!h->committed)
             pthread_cond_wait(&h->cond, &h->lock);
