@@ -3,10 +3,12 @@
 #
 #   tools/setup.sh run    install missing Debian packages, build, start postern -bdf on the
 #                         embedded default config (127.0.0.1:2525, mail to ./var/mail/<user>/)
-#   tools/setup.sh test   install, build, run the whole suite (ctest), then the ASan+UBSan build's
+#   tools/setup.sh test   install, build, run the whole suite (ctest), then again in the
+#                         ASan+UBSan and the TSan builds
 #   tools/setup.sh build  install and build only
 #
-# Environment: BUILD_DIR (default ./build), POSTERN_SKIP_ASAN=1 to skip the sanitizer pass,
+# Environment: BUILD_DIR (default ./build), POSTERN_SKIP_ASAN=1 / POSTERN_SKIP_TSAN=1 to skip
+# the ASan+UBSan / TSan passes,
 # POSTERN_SKIP_INSTALL=1 to skip apt-get (offline rebuilds).
 set -euo pipefail
 
@@ -68,10 +70,14 @@ case "$action" in
   test)
     build "$build_dir" -DPOSTERN_WERROR=ON
     run_tests "$build_dir"
+    # The sanitizer builds set their runtime options per test (tests/CMakeLists.txt).
     if [ "${POSTERN_SKIP_ASAN:-0}" != 1 ]; then
       build "$build_dir-asan" -DPOSTERN_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
-      ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        run_tests "$build_dir-asan"
+      run_tests "$build_dir-asan"
+    fi
+    if [ "${POSTERN_SKIP_TSAN:-0}" != 1 ]; then
+      build "$build_dir-tsan" -DPOSTERN_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+      run_tests "$build_dir-tsan"
     fi
     ;;
   *)
