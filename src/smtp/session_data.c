@@ -350,8 +350,8 @@ static enum session_action data_finished(struct session *s)
             buf_append_str(&s->out, s->pending_reply.data);
         if (accepted == 0)
             session_reply(s, deferred ? 450 : 550, deferred ? "4.7.1" : "5.7.1",
-                          deferred ? "PRDR - temporarily rejected for all recipients"
-                                   : "PRDR - rejected for all recipients");
+                          deferred ? "message temporarily rejected for all recipients"
+                                   : "message rejected for all recipients");
         else
             session_reply_acl(s, rc, 550, "Administrative prohibition", user_msg);
         bool drop = rc == ACL_DROP;
@@ -373,10 +373,10 @@ static enum session_action data_finished(struct session *s)
         session_reset_message(s);
         return SESSION_CONTINUE;
     }
-    if (prdr)
-        snprintf(s->prdr_final, sizeof s->prdr_final, "%s", accepted < s->rcpt_count
-                                                          ? ", accepted for some recipients"
-                                                          : "");
+    /* Exim's final PRDR reply when some recipients were refused (its test 5500). */
+    if (prdr && accepted < s->rcpt_count)
+        snprintf(s->prdr_final, sizeof s->prdr_final, "id=%s message accepted for some recipients",
+                 s->message_id);
     fill_envelope(s, &s->commit_env);
     s->commit_writer = s->writer;
     s->writer = NULL;
@@ -414,7 +414,8 @@ enum session_action session_commit_resume(struct session *s)
         log_arrival(s);
         s->messages_in_session++;
         session_reply(s, 250, "2.0.0",
-                      arena_printf(&s->msg_arena, "OK id=%s%s", s->message_id, s->prdr_final));
+                      s->prdr_final[0] ? s->prdr_final
+                                       : arena_printf(&s->msg_arena, "OK id=%s", s->message_id));
         if (!s->queue_only && s->ops && s->ops->message_accepted)
             s->ops->message_accepted(s, s->message_id);
     } else {
