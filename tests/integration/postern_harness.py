@@ -425,7 +425,7 @@ class SMTPConn:
 
 
 def msgid_of(reply_text):
-    m = re.search(r"OK id=(%s)" % MSGID_RE, reply_text)
+    m = re.search(r"\bid=(%s)" % MSGID_RE, reply_text)
     if not m:
         raise SMTPError("no 'OK id=<msgid>' in %r" % reply_text)
     return m.group(1)
