@@ -23,7 +23,7 @@ packages=(
   libssl-dev openssl liburcu-dev libhiredis-dev libspf2-dev libopendmarc-dev libjemalloc-dev
   libcmocka-dev
   python3 python3-pytest swaks haproxy redis-server postfix util-linux procps iproute2
-  publicsuffix perl libmariadb3 libidn12
+  publicsuffix perl libmariadb3 libidn12 strace
 )
 
 install_packages() {
