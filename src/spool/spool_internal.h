@@ -59,6 +59,17 @@ void spool_committer_stop(void); /* drains the queue, joins the thread */
 /* False when the committer is not running (then c is untouched). */
 bool spool_committer_enqueue(struct spool_commit *c);
 
+/* ---- the pool of reusable files (spool_recycle.c) ---- */
+bool spool_recycle_init(char *err, size_t errlen); /* after spool_store.dir is set */
+void spool_recycle_shutdown(void);
+/* An O_WRONLY descriptor for a new file at path: a recycled file moved there (old bytes
+ * still in it: write from offset 0 and ftruncate to the final size), or a new file created
+ * with O_CREAT | create_flags. -1 with errno on failure. */
+int spool_file_create(const char *path, int create_flags, int mode);
+/* A message's file is finished with: move it to the pool (or delete it when the pool is
+ * full). No descriptor of it may be used for reading or writing afterwards. */
+bool spool_file_retire(const char *path);
+
 /* Remove every file of a message that failed before becoming visible. */
 void spool_unlink_uncommitted(const char *id);
 

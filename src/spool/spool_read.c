@@ -163,7 +163,9 @@ bool spool_remove(const char *id)
     for (size_t i = 0; ok && i < sizeof order / sizeof order[0]; i++) {
         if (!spool_path(path, sizeof path, id, order[i]))
             return false;
-        if (unlink(path) != 0 && errno != ENOENT)
+        if (i < 2) /* -H and -D go back to the pool of reusable files */
+            ok = spool_file_retire(path);
+        else if (unlink(path) != 0 && errno != ENOENT)
             ok = false;
     }
     return ok;

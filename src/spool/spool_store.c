@@ -11,6 +11,10 @@
  *   <id>-H.tmp  the envelope, written at submit; renamed to <id>-H by the committer once
  *               -D and it are on disk; the -H's existence is what makes a message exist
  *   <id>-J      delivery journal, appended by spool_mark_done() (spool_read.c)
+ * New files are taken from, and finished ones returned to, the pool in
+ * <spool_directory>/free/ (spool_recycle.c), so the steady state creates and deletes no
+ * inodes; a reused file is overwritten from offset 0 and truncated to its size before it
+ * is synced.
  * While a message is being written, its writer holds flock(LOCK_EX) on -D (the committer
  * releases it by closing the descriptor after the rename and directory sync). That lock
  * is how the startup clean-up tells an orphan from a message another postern process
@@ -151,7 +155,7 @@ bool spool_init(const char *spool_directory, int max_batch, char *err, size_t er
         return false;
     }
     spool_clean_orphans();
-    if (!spool_committer_start(max_batch, err, errlen)) {
+    if (!spool_recycle_init(err, errlen) || !spool_committer_start(max_batch, err, errlen)) {
         close(spool_store.input_fd);
         spool_store.input_fd = -1;
         return false;
@@ -165,6 +169,7 @@ void spool_shutdown(void)
     if (!spool_store.ready)
         return;
     spool_committer_stop();
+    spool_recycle_shutdown();
     close(spool_store.input_fd);
     spool_store.input_fd = -1;
     spool_store.ready = false;
@@ -183,7 +188,13 @@ struct spool_writer *spool_message_begin(const char *id, char *err, size_t errle
         snprintf(err, errlen, "bad message id \"%s\"", id ? id : "");
         return NULL;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SPOOL_FILE_MODE);
+    int fd = spool_file_create(path, O_EXCL, SPOOL_FILE_MODE);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        /* a recycled file whose last user has not closed it yet: take a new one */
+        close(fd);
+        unlink(path);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SPOOL_FILE_MODE);
+    }
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return NULL;
@@ -228,6 +239,15 @@ static bool spool_writer_flush(struct spool_writer *w, char *err, size_t errlen)
     bool ok = spool_write_fully(w->fd, w->buf, w->buffered, "spool -D file", err, errlen);
     w->buffered = 0;
     return ok;
+}
+
+/* A recycled -D may hold more bytes than this message: cut it to what was written. */
+static bool spool_writer_truncate(struct spool_writer *w, char *err, size_t errlen)
+{
+    if (ftruncate(w->fd, (off_t)w->size) == 0)
+        return true;
+    snprintf(err, errlen, "truncating the spool -D file: %s", strerror(errno));
+    return false;
 }
 
 bool spool_data_write(struct spool_writer *w, const void *data, size_t len, char *err,
@@ -279,7 +299,7 @@ static int spool_write_header_tmp(const struct spool_writer *w, const struct spo
         snprintf(err, errlen, "spool path too long");
         return -1;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, SPOOL_FILE_MODE);
+    int fd = spool_file_create(path, O_TRUNC, SPOOL_FILE_MODE);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return -1;
@@ -290,6 +310,10 @@ static int spool_write_header_tmp(const struct spool_writer *w, const struct spo
     buf_init(&text);
     spool_envelope_format(&text, &copy, w->size);
     bool ok = spool_write_fully(fd, text.data, text.len, "spool -H file", err, errlen);
+    if (ok && ftruncate(fd, (off_t)text.len) != 0) { /* a recycled file may be longer */
+        snprintf(err, errlen, "truncating %s: %s", path, strerror(errno));
+        ok = false;
+    }
     buf_free(&text);
     if (!ok) {
         close(fd);
@@ -302,7 +326,7 @@ bool spool_commit_submit(struct spool_writer *w, const struct spool_envelope *en
                          spool_done_fn done, void *arg, char *err, size_t errlen)
 {
     int header_fd = -1;
-    if (!spool_writer_flush(w, err, errlen) ||
+    if (!spool_writer_flush(w, err, errlen) || !spool_writer_truncate(w, err, errlen) ||
         (header_fd = spool_write_header_tmp(w, env, err, errlen)) < 0) {
         spool_message_abort(w);
         return false;

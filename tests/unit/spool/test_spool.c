@@ -403,6 +403,40 @@ static void test_remove_and_lock(void **state)
     arena_reset(&arena);
 }
 
+/* A removed message's files go to the pool and the next message reuses them, with no
+ * byte of the old (longer) message left behind. */
+static void test_files_are_recycled(void **state)
+{
+    struct fixture *f = *state;
+    const char *rcpts[] = {"a@example.com", "b@example.com", "c@example.com"};
+    char first[SPOOL_ID_LEN + 1], second[SPOOL_ID_LEN + 1], free_dir[160];
+    snprintf(free_dir, sizeof free_dir, "%s/free", f->dir);
+    commit_simple("long-sender@example.com", rcpts, 3, 20000, 0, first);
+    struct stat before;
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s-D", f->input, first);
+    assert_int_equal(stat(path, &before), 0);
+    assert_true(spool_remove(first));
+    assert_int_equal(count_files(f->input), 0);
+    assert_int_equal(count_files(free_dir), 2);
+
+    commit_simple("s@x", rcpts, 1, 300, 0, second);
+    assert_int_equal(count_files(free_dir), 0); /* both files were taken back */
+    struct stat after;
+    snprintf(path, sizeof path, "%s/%s-D", f->input, second);
+    assert_int_equal(stat(path, &after), 0);
+    assert_true(check_message_data(second, 300)); /* exact size and bytes */
+    struct arena arena;
+    arena_init(&arena, 1024);
+    struct spool_envelope env;
+    char err[256];
+    assert_true(spool_read_envelope(&arena, second, &env, err, sizeof err));
+    assert_string_equal(env.sender, "s@x");
+    assert_int_equal(env.recipient_count, 1);
+    arena_reset(&arena);
+    assert_true(spool_remove(second));
+}
+
 /* Orphans of a crash are removed at startup; complete messages and files locked by
  * another writer are kept. */
 static void test_startup_cleanup(void **state)
@@ -781,6 +815,7 @@ int main(void)
         T(test_abort_leaves_nothing),
         T(test_journal_marks_done),
         T(test_remove_and_lock),
+        T(test_files_are_recycled),
         T(test_startup_cleanup),
         T(test_torn_header_rejected),
         T(test_format_queue_exact),
