@@ -146,12 +146,10 @@ struct config {
     int smtp_max_unknown_commands;    /* default 3 */
     int64_t smtp_receive_timeout;     /* seconds, default 300 */
     int smtp_max_line_length;         /* command line limit, default 2048 (RFC min 512) */
-    int64_t max_data_line_length;     /* default 998+2 per RFC; we allow up to 64K */
     bool smtp_enforce_sync;           /* default true */
     const char *pipelining_advertise_hosts; /* default "*" */
     bool prdr_enable;                 /* default false */
-    const char *host_lookup;          /* host list; default "" (none) */
-    const char *helo_accept_junk_hosts;
+    const char *host_lookup;          /* must stay empty: no reverse DNS in this build */
 
     /* ACL names (or inline "accept"/"deny") for each SMTP stage; NULL = default */
     const char *acl_smtp_connect;
@@ -177,8 +175,6 @@ struct config {
     const char *log_selector;       /* e.g. "+proxy" */
     unsigned log_flags;             /* LOG_SEL_* bits derived from log_selector */
 
-    /* lookups */
-    const char *dns_servers;        /* list of ip[.port]; empty = /etc/resolv.conf */
 
     /* compiled sub-configurations */
     struct acl_set *acls;

@@ -105,6 +105,7 @@ struct session {
     int unknown_commands;
     int64_t last_activity_ms;
     const char *smtp_command;  /* $smtp_command: the current command line */
+    const char *notquit_reason; /* $smtp_notquit_reason while acl_smtp_notquit runs */
     struct session_var *acl_c;
     bool enforce_sync;         /* smtp_enforce_sync, changeable by control = */
     bool no_pipelining;        /* control = no_pipelining */

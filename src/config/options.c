@@ -93,12 +93,10 @@ static const struct opt_def main_options[] = {
     OPT_I(smtp_max_unknown_commands, "3", 0, INT_MAX),
     OPT_T(smtp_receive_timeout, "5m"),
     OPT_I(smtp_max_line_length, "2048", 512, 1048576),
-    OPT_Z(max_data_line_length, "1000", 100, 65536),
     OPT_B(smtp_enforce_sync, "true"),
     OPT_S(pipelining_advertise_hosts, "*"),
     OPT_B(prdr_enable, "false"),
     OPT_S(host_lookup, ""),
-    OPT_S(helo_accept_junk_hosts, ""),
     /* ACLs per SMTP stage */
     OPT_S(acl_smtp_connect, NULL),
     OPT_S(acl_smtp_helo, NULL),
@@ -120,8 +118,6 @@ static const struct opt_def main_options[] = {
     /* logging */
     OPT_S(log_file_path, "./var/log/%slog"),
     {"log_selector", OPT_LOG_SELECTOR, FIELD(log_selector), "", 0, 0, NULL},
-    /* lookups */
-    OPT_S(dns_servers, ""),
 };
 
 #define N_MAIN_OPTIONS (sizeof main_options / sizeof main_options[0])
@@ -401,6 +397,12 @@ bool config_bind_main(struct config *cfg, char *err, size_t errlen)
         if (!opt_set(cfg, d, it->value, why, sizeof why))
             return conf_fail(err, errlen, it->file, it->line, it->value, "main option \"%s\": %s",
                              it->name, why);
+        /* Reverse DNS of clients needs the DNS module, which is not built yet: an empty
+         * list (no lookups) is all we can honour, and anything else must not be ignored. */
+        if (strcmp(d->name, "host_lookup") == 0 && cfg->host_lookup[0])
+            return conf_fail(err, errlen, it->file, it->line, it->value,
+                             "main option \"host_lookup\": host name lookups are not supported "
+                             "in this build (leave it empty)");
     }
     config_computed_defaults(cfg);
     return true;

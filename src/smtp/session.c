@@ -9,6 +9,7 @@
  */
 #include "postern/session.h"
 
+#include "postern/deliver.h"
 #include "postern/log.h"
 #include "session_internal.h"
 
@@ -248,6 +249,8 @@ static void session_log_reject(struct session *s, const char *what, const char *
                   rc == ACL_DEFER ? "temporarily rejected" : "rejected", what, reason);
 }
 
+static void run_notquit(struct session *s, const char *reason);
+
 /* ---- greeting ---- */
 
 static void sync_error(struct session *s, const char *why, const char *what)
@@ -265,6 +268,7 @@ static void sync_error(struct session *s, const char *why, const char *what)
               what, session_host_id(s, &s->msg_arena), input);
     session_reply(s, 554, NULL, "SMTP synchronization error");
     s->state = SESSION_CLOSING;
+    run_notquit(s, "synchronization-error");
 }
 
 static bool input_waiting(struct session *s, size_t consumed)
@@ -478,6 +482,49 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *cmd)
         s->state = SESSION_CLOSING;
 }
 
+/* VRFY: refused unless acl_smtp_vrfy accepts; then the address is routed, as Exim does. */
+static void cmd_vrfy(struct session *s, const struct smtp_command *cmd)
+{
+    const char *user_msg = NULL, *log_msg = NULL, *reason = NULL;
+    const char *address = cmd->arg;
+    size_t n = strlen(address);
+    if (n >= 2 && address[0] == '<' && address[n - 1] == '>')
+        address = arena_strndup(&s->msg_arena, address + 1, n - 2);
+    if (!s->cfg->acl_smtp_vrfy) {
+        session_reply(s, 252, "2.5.2", "Administrative prohibition");
+        return;
+    }
+    s->rcpt_pending_address = address;
+    enum acl_result rc =
+        session_run_acl(s, ACL_WHERE_VRFY, s->cfg->acl_smtp_vrfy, &user_msg, &log_msg);
+    if (rc != ACL_ACCEPT) {
+        s->rcpt_pending_address = NULL;
+        session_reply_acl(s, rc, 252, "Administrative prohibition", user_msg);
+        return;
+    }
+    int routed = deliver_route_test(s->cfg, &s->msg_arena, address, &reason);
+    s->rcpt_pending_address = NULL;
+    if (routed == 0)
+        session_reply(s, 250, "2.1.5", arena_printf(&s->msg_arena, "<%s> is deliverable", address));
+    else if (routed == 2)
+        session_reply(s, 451, "4.3.0",
+                      arena_printf(&s->msg_arena, "<%s> could not be verified now", address));
+    else
+        session_reply(s, 550, "5.1.1",
+                      arena_printf(&s->msg_arena, "<%s> is not deliverable: %s", address,
+                                   reason ? reason : "Unrouteable address"));
+}
+
+/* acl_smtp_notquit: run, for logging only, when a session ends without QUIT. */
+static void run_notquit(struct session *s, const char *reason)
+{
+    if (!s->cfg->acl_smtp_notquit || s->proxy_failed)
+        return;
+    const char *user_msg = NULL, *log_msg = NULL;
+    s->notquit_reason = reason;
+    session_run_acl(s, ACL_WHERE_NOTQUIT, s->cfg->acl_smtp_notquit, &user_msg, &log_msg);
+}
+
 static enum session_action cmd_quit(struct session *s)
 {
     const char *user_msg = NULL, *log_msg = NULL;
@@ -584,7 +631,7 @@ static enum session_action session_command(struct session *s, const char *line, 
     case SMTP_VERB_QUIT:
         return cmd_quit(s);
     case SMTP_VERB_VRFY:
-        session_reply(s, 252, "2.5.2", "Administrative prohibition");
+        cmd_vrfy(s, &cmd);
         break;
     case SMTP_VERB_EXPN:
         session_reply(s, 550, "5.7.1", "Administrative prohibition");
@@ -665,6 +712,7 @@ enum session_action session_process(struct session *s)
 enum session_action session_timeout(struct session *s)
 {
     bool in_data = s->state == SESSION_DATA;
+    run_notquit(s, in_data ? "data-timeout" : "command-timeout");
     log_write(LOG_MAIN, NULL, "SMTP %s timeout on connection from %s%s", in_data ? "data" : "command",
               session_host_id(s, &s->msg_arena), in_data ? " (message abandoned)" : "");
     session_reset_message(s);
@@ -677,6 +725,7 @@ enum session_action session_timeout(struct session *s)
 
 enum session_action session_shutdown_notice(struct session *s)
 {
+    run_notquit(s, "signal-exit");
     session_reset_message(s);
     session_reply(s, 421, "4.3.2",
                   arena_printf(&s->msg_arena, "%s lost input connection... service shutting down",
@@ -687,6 +736,7 @@ enum session_action session_shutdown_notice(struct session *s)
 
 void session_lost(struct session *s, const char *why)
 {
+    run_notquit(s, "connection-lost");
     if (s->state == SESSION_DATA || s->writer)
         log_write(LOG_MAIN, NULL, "SMTP connection from %s lost while reading message data%s%s",
                   session_host_id(s, &s->msg_arena), why ? ": " : "", why ? why : "");

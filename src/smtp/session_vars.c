@@ -96,6 +96,8 @@ static const char *connection_var(struct session *s, struct expand_ctx *ctx, con
         return port_text(ctx, s->proxy_target_port);
     if (strcmp(name, "smtp_command") == 0)
         return s->smtp_command ? s->smtp_command : "";
+    if (strcmp(name, "smtp_notquit_reason") == 0)
+        return s->notquit_reason ? s->notquit_reason : "";
     if (strcmp(name, "authenticated_id") == 0 || strcmp(name, "authenticated_sender") == 0)
         return "";
     if (strcmp(name, "tls_in_cipher") == 0 || strcmp(name, "tls_cipher") == 0 ||
