@@ -14,7 +14,7 @@ rounds=${1:-3} messages=${2:-3000} sessions=${3:-100} size=${4:-1024}
 postern=${POSTERN_BIN:-$here/../build/postern}
 work=$(mktemp -d /tmp/postern-smtp-source-XXXXXX)
 chmod 755 "$work" # Postfix's own users must reach its queue inside
-pport=31000 fport=31010
+pport=32000 fport=32010
 hz=$(getconf CLK_TCK)
 
 # CPU ticks of a process and every descendant, living or reaped
