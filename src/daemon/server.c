@@ -192,6 +192,10 @@ int server_run(const struct server_options *opts)
         snapshot_put(cfg);
         return 1;
     }
+    /* Message ids are issued only for seconds after the generator first ran (so that a
+     * restart reusing the pid cannot repeat one): start it now, not on the first DATA. */
+    char warm_id[SPOOL_ID_LEN + 1];
+    spool_new_id(warm_id);
     /* Whatever is already spooled (from before a restart) is delivered now. */
     if (opts->queue_interval <= 0) {
         struct arena arena;
