@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "../test_files.h"
+
 #include "postern/expand.h"
 #include "postern/lookup.h"
 
@@ -59,8 +61,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     arena_init(&f->arena, 4096);
     expand_ctx_init(&f->ctx, &f->arena, NULL, test_var, NULL);
-    snprintf(f->dir, sizeof f->dir, "/tmp/postern-expand-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!test_tmpdir(f->dir, sizeof f->dir, "expand"))
         return -1;
     *state = f;
     return 0;
@@ -69,9 +70,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
+    if (!test_rmtree(f->dir))
         return -1;
     arena_reset(&f->arena);
     free(f);
@@ -80,12 +79,7 @@ static int teardown(void **state)
 
 static const char *write_file(struct fixture *f, const char *name, const char *content)
 {
-    char *path = arena_printf(&f->arena, "%s/%s", f->dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(content, fp);
-    fclose(fp);
-    return path;
+    return test_write_file(&f->arena, f->dir, name, content);
 }
 
 /* Expand and compare; on failure print the case so the table row is easy to find. */

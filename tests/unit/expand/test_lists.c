@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "../test_files.h"
+
 #include "postern/expand.h"
 
 #include <stdio.h>
@@ -55,8 +57,7 @@ static int setup(void **state)
     f->cfg.arena = &f->arena;
     f->cfg.primary_hostname = "mx.example.org";
     expand_ctx_init(&f->ctx, &f->arena, &f->cfg, test_var, NULL);
-    snprintf(f->dir, sizeof f->dir, "/tmp/postern-lists-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!test_tmpdir(f->dir, sizeof f->dir, "lists"))
         return -1;
     add_list(f, CONF_LIST_HOST, "relay_hosts", "127.0.0.1 : 192.168.0.0/16 : ::::1");
     add_list(f, CONF_LIST_HOST, "relay_v6", "<; ::1 ; 2001:db8::/32");
@@ -74,9 +75,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
+    if (!test_rmtree(f->dir))
         return -1;
     arena_reset(&f->arena);
     free(f);
@@ -85,12 +84,7 @@ static int teardown(void **state)
 
 static const char *write_file(struct fixture *f, const char *name, const char *content)
 {
-    char *path = arena_printf(&f->arena, "%s/%s", f->dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(content, fp);
-    fclose(fp);
-    return path;
+    return test_write_file(&f->arena, f->dir, name, content);
 }
 
 static const char *result_name(enum match_result r)
