@@ -162,12 +162,16 @@ static bool lookup_item_split(struct arena *arena, const char *item, const char 
 }
 
 /* Run a lookup for list membership; key NULL for query-style types. */
-static enum match_result list_lookup(struct expand_ctx *ctx, const char *type, const char *key,
-                                     const char *data, const char **err)
+/* Run a lookup for a list item: found => YES (the data in *found when wanted). */
+static enum match_result list_lookup_data(struct expand_ctx *ctx, const char *type,
+                                          const char *key, const char *data, const char **found,
+                                          const char **err)
 {
     const char *result = NULL, *lerr = NULL;
     switch (lookup_run(ctx, type, key, data, &result, &lerr)) {
     case LOOKUP_FOUND:
+        if (found)
+            *found = result;
         return MATCH_YES;
     case LOOKUP_NOT_FOUND:
         return MATCH_NO;
@@ -178,6 +182,12 @@ static enum match_result list_lookup(struct expand_ctx *ctx, const char *type, c
     default:
         return list_error(ctx, err, "%s lookup failed: %s", type, lerr ? lerr : "error");
     }
+}
+
+static enum match_result list_lookup(struct expand_ctx *ctx, const char *type, const char *key,
+                                     const char *data, const char **err)
+{
+    return list_lookup_data(ctx, type, key, data, NULL, err);
 }
 
 /* A single-key lookup with `key`, or the query for a query-style type. */
@@ -355,24 +365,16 @@ static enum match_result address_split_lookup(struct expand_ctx *ctx, const char
                                               const char *local, const char *domain,
                                               struct list_subject *s, const char **err)
 {
-    const char *type, *data, *found = NULL, *lerr = NULL;
+    const char *type, *data, *found = NULL;
     bool query_style = false;
     if (!lookup_item_split(ctx->arena, item + 2, &type, &data))
         return list_error(ctx, err, "\"@@\" must be followed by a lookup in \"%s\"", item);
     if (!lookup_type_known(type, &query_style))
         return list_error(ctx, err, "unknown lookup type \"%s\" in list item \"%s\"", type, item);
-    switch (lookup_run(ctx, type, query_style ? NULL : domain, data, &found, &lerr)) {
-    case LOOKUP_FOUND:
-        break;
-    case LOOKUP_NOT_FOUND:
-        return MATCH_NO;
-    case LOOKUP_DEFER:
-        if (err)
-            *err = arena_printf(ctx->arena, "%s lookup deferred: %s", type, lerr ? lerr : "");
-        return MATCH_DEFER;
-    default:
-        return list_error(ctx, err, "%s lookup failed: %s", type, lerr ? lerr : "error");
-    }
+    enum match_result found_rc =
+        list_lookup_data(ctx, type, query_style ? NULL : domain, data, &found, err);
+    if (found_rc != MATCH_YES)
+        return found_rc;
     const char **items = NULL;
     int n = list_split(ctx->arena, found, &items);
     for (int i = 0; i < n; i++) {
