@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../test_files.h"
+
 #include "postern/log.h"
 #include "postern/util.h"
 
@@ -32,8 +34,7 @@ struct fixture {
 static int fixture_setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/postern-log-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_true(test_tmpdir(f->dir, sizeof f->dir, "log"));
     /* a nested directory that does not exist yet: log_configure must create it */
     snprintf(f->template, sizeof f->template, "%s/var/log/%%slog", f->dir);
     char err[256];
@@ -47,9 +48,7 @@ static int fixture_teardown(void **state)
     struct fixture *f = *state;
     log_close();
     log_set_stderr(false);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_true(test_rmtree(f->dir));
     free(f);
     return 0;
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../test_files.h"
+
 #include "postern/config.h"
 #include "postern/log.h"
 #include "postern/session.h"
@@ -309,32 +311,34 @@ static void test_proxy_variables(void **state)
 
 int main(void)
 {
-    char tmpl[] = "/tmp/postern-session-XXXXXX";
-    char *dir = mkdtemp(tmpl);
+    char dir[64];
+    if (!test_tmpdir(dir, sizeof dir, "session")) {
+        perror("mkdtemp");
+        return 1;
+    }
     snprintf(spool_path, sizeof spool_path, "%s/spool", dir);
     char err[256];
     if (!spool_init(spool_path, 64, err, sizeof err)) {
         fprintf(stderr, "spool_init: %s\n", err);
         return 1;
     }
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_banner_and_ehlo, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_message_is_spooled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_big_after_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_commands_drop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sync_error_after_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sync_error_before_banner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bare_lf_dot_does_not_end_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prdr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_proxy_failed_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_proxy_variables, setup, teardown),
+        T(test_banner_and_ehlo),
+        T(test_message_is_spooled),
+        T(test_rejections),
+        T(test_too_big_after_data),
+        T(test_unknown_commands_drop),
+        T(test_sync_error_after_data),
+        T(test_sync_error_before_banner),
+        T(test_bare_lf_dot_does_not_end_data),
+        T(test_prdr),
+        T(test_proxy_failed_mode),
+        T(test_proxy_variables),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     spool_shutdown();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
+    if (!test_rmtree(dir))
         fprintf(stderr, "cleanup of %s failed\n", dir);
     return rc;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../test_files.h"
+
 #include "postern/log.h"
 #include "postern/spool.h"
 #include "postern/util.h"
@@ -38,8 +40,7 @@ struct fixture {
 static int fixture_setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/postern-spool-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_true(test_tmpdir(f->dir, sizeof f->dir, "spool"));
     snprintf(f->input, sizeof f->input, "%s/input", f->dir);
     char err[256], template[128];
     snprintf(template, sizeof template, "%s/log/%%slog", f->dir);
@@ -55,9 +56,7 @@ static int fixture_teardown(void **state)
     struct fixture *f = *state;
     spool_shutdown();
     log_close();
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_true(test_rmtree(f->dir));
     free(f);
     return 0;
 }
