@@ -166,8 +166,38 @@ static void sockaddr_text(const struct sockaddr_storage *ss, char *ip, size_t ip
     }
 }
 
-/* Try to read the PROXY header: true when the connection left the PROXY stage. */
-static bool proxy_try(struct conn *c)
+/* The PROXY stage: connections waiting for their header, in the order they arrived
+ * (acceptor only), each registered edge-triggered in the acceptor's epoll. */
+static void proxy_stage_enter(struct conn *c, int64_t deadline_ms)
+{
+    c->proxy_deadline_ms = deadline_ms;
+    c->pending_next = NULL;
+    if (srv.proxy_wait_tail)
+        srv.proxy_wait_tail->pending_next = c;
+    else
+        srv.proxy_wait_head = c;
+    srv.proxy_wait_tail = c;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET | EPOLLRDHUP, .data.ptr = c};
+    epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+/* Before a connection is handed off or closed. */
+static void proxy_stage_leave(struct conn *c)
+{
+    struct conn *prev = NULL;
+    for (struct conn **pp = &srv.proxy_wait_head; *pp; prev = *pp, pp = &(*pp)->pending_next) {
+        if (*pp == c) {
+            *pp = c->pending_next;
+            if (srv.proxy_wait_tail == c)
+                srv.proxy_wait_tail = prev;
+            break;
+        }
+    }
+    epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_DEL, c->fd, NULL);
+}
+
+/* Try to read the PROXY header; the connection stays in the stage until it is complete. */
+static void proxy_try(struct conn *c)
 {
     uint8_t small[PROXY_PEEK_SMALL];
     uint8_t *peek = small;
@@ -178,13 +208,14 @@ static bool proxy_try(struct conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             if (peek != small)
                 free(peek);
-            return false;
+            return;
         }
         if (n <= 0) {
             if (peek != small)
                 free(peek);
+            proxy_stage_leave(c);
             conn_close(c); /* the proxy went away before sending a header */
-            return true;
+            return;
         }
         enum proxy_status st = proxy_parse(peek, (size_t)n, &pr);
         if (st == PROXY_NEED_MORE && (size_t)n == cap && cap < PROXY_V2_MAX_LEN) {
@@ -200,7 +231,8 @@ static bool proxy_try(struct conn *c)
         if (peek != small)
             free(peek);
         if (st == PROXY_NEED_MORE)
-            return false;
+            return;
+        proxy_stage_leave(c);
         /* Consume exactly the header: what follows stays in the socket for the session.
          * A malformed header is not SMTP either: drop the bytes it was judged on (the v2
          * signature even contains "QUIT\n"), then the session refuses what comes next. */
@@ -212,7 +244,7 @@ static bool proxy_try(struct conn *c)
                 if (r < 0 && errno == EINTR)
                     continue;
                 conn_close(c);
-                return true;
+                return;
             }
             left -= (size_t)r;
         }
@@ -220,58 +252,15 @@ static bool proxy_try(struct conn *c)
             conn_hand_off(c, NULL, true, pr.reason);
         else
             conn_hand_off(c, &pr, true, NULL);
-        return true;
-    }
-}
-
-static void proxy_wait_remove(struct conn *c)
-{
-    struct conn **pp = &srv.proxy_wait_head;
-    struct conn *prev = NULL;
-    for (; *pp; prev = *pp, pp = &(*pp)->pending_next) {
-        if (*pp == c) {
-            *pp = c->pending_next;
-            if (srv.proxy_wait_tail == c)
-                srv.proxy_wait_tail = prev;
-            return;
-        }
-    }
-}
-
-static void proxy_stage_event(struct conn *c)
-{
-    /* Keep it in the acceptor's epoll until it leaves the stage. */
-    int fd = c->fd;
-    proxy_wait_remove(c);
-    epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_DEL, fd, NULL);
-    if (proxy_try(c))
         return;
-    /* still incomplete: back into the wait list, same deadline */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET | EPOLLRDHUP, .data.ptr = c};
-    epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_ADD, fd, &ev);
-    c->pending_next = NULL;
-    /* re-insert keeping deadline order */
-    struct conn **pp = &srv.proxy_wait_head;
-    struct conn *prev = NULL;
-    while (*pp && (*pp)->proxy_deadline_ms <= c->proxy_deadline_ms) {
-        prev = *pp;
-        pp = &(*pp)->pending_next;
     }
-    c->pending_next = *pp;
-    *pp = c;
-    if (!c->pending_next)
-        srv.proxy_wait_tail = c;
-    (void)prev;
 }
 
 static void proxy_expire(int64_t now)
 {
     while (srv.proxy_wait_head && srv.proxy_wait_head->proxy_deadline_ms <= now) {
         struct conn *c = srv.proxy_wait_head;
-        srv.proxy_wait_head = c->pending_next;
-        if (!srv.proxy_wait_head)
-            srv.proxy_wait_tail = NULL;
-        epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_DEL, c->fd, NULL);
+        proxy_stage_leave(c);
         conn_hand_off(c, NULL, true, "timeout waiting for the PROXY header");
     }
 }
@@ -390,17 +379,8 @@ static void accept_one(struct listener *l)
     registry_add(c);
 
     if (host_in_list(cfg, cfg->proxy_required_hosts, c->peer_ip)) {
-        c->proxy_deadline_ms = time_mono_ms() + cfg->proxy_protocol_timeout * 1000;
-        c->pending_next = NULL;
-        if (srv.proxy_wait_tail)
-            srv.proxy_wait_tail->pending_next = c;
-        else
-            srv.proxy_wait_head = c;
-        srv.proxy_wait_tail = c;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLET | EPOLLRDHUP, .data.ptr = c};
-        epoll_ctl(srv.acceptor_epoll, EPOLL_CTL_ADD, fd, &ev);
-        /* the header may already be here */
-        proxy_stage_event(c);
+        proxy_stage_enter(c, time_mono_ms() + cfg->proxy_protocol_timeout * 1000);
+        proxy_try(c); /* the header may already be here */
         return;
     }
     conn_hand_off(c, NULL, false, NULL);
@@ -430,7 +410,7 @@ void *acceptor_main(void *arg)
                 for (int k = 0; k < 64; k++)
                     accept_one(l);
             } else {
-                proxy_stage_event(events[i].data.ptr);
+                proxy_try(events[i].data.ptr);
             }
         }
         proxy_expire(time_mono_ms());
@@ -439,7 +419,7 @@ done:
     /* connections still waiting for a header are dropped */
     while (srv.proxy_wait_head) {
         struct conn *c = srv.proxy_wait_head;
-        srv.proxy_wait_head = c->pending_next;
+        proxy_stage_leave(c);
         conn_close(c);
     }
     for (int i = 0; i < srv.listener_count; i++)
