@@ -110,13 +110,11 @@ struct session {
     bool enforce_sync;         /* smtp_enforce_sync, changeable by control = */
     bool no_pipelining;        /* control = no_pipelining */
     bool queue_only;           /* control = queue_only: spool, no immediate delivery */
-    unsigned long trace_count; /* -bh trace lines written */
 
     /* the message being received (msg_arena) */
     bool mail_given;
     const char *sender;
     bool prdr_requested;
-    int64_t declared_size;
     struct session_rcpt *rcpts;
     int rcpt_count;
     int rcpt_alloc;
@@ -131,8 +129,6 @@ struct session {
     bool data_write_failed;
     bool data_line_start;      /* next byte starts a line */
     bool data_prev_crlf;       /* the previous line ended with CRLF (end marker rule) */
-    int64_t data_started_ms;
-    unsigned messages_in_session;
 
     /* commit hand-back (written by the committer thread, read by a worker) */
     _Atomic int commit_state;  /* 0 none, 1 in flight, 2 done ok, 3 done failed */

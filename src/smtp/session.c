@@ -145,7 +145,6 @@ void session_trace(struct session *s, const char *fmt, ...)
     va_end(ap);
     buf_append_str(&s->out, line);
     buf_append(&s->out, "\r\n", 2);
-    s->trace_count++;
 }
 
 /* ---- identities for logs and headers ---- */
@@ -407,7 +406,6 @@ static void cmd_mail(struct session *s, const struct smtp_command *cmd)
     }
     s->sender = arena_strdup(&s->msg_arena, cmd->address);
     s->prdr_requested = cmd->prdr && s->prdr_advertised;
-    s->declared_size = cmd->has_size ? cmd->size : -1;
     enum acl_result rc =
         session_run_acl(s, ACL_WHERE_MAIL, s->cfg->acl_smtp_mail, &user_msg, &log_msg);
     if (rc != ACL_ACCEPT && rc != ACL_DISCARD) {

@@ -45,7 +45,6 @@ void session_reset_message(struct session *s)
     s->mail_given = false;
     s->sender = NULL;
     s->prdr_requested = false;
-    s->declared_size = -1;
     s->rcpts = NULL;
     s->rcpt_count = 0;
     s->rcpt_alloc = 0;
@@ -181,7 +180,6 @@ enum session_action session_data_begin(struct session *s)
     s->state = SESSION_DATA;
     s->data_line_start = true;
     s->data_prev_crlf = true;
-    s->data_started_ms = time_mono_ms();
     session_reply(s, 354, NULL, "Enter message, ending with \".\" on a line by itself");
     return SESSION_CONTINUE;
 }
@@ -412,7 +410,6 @@ enum session_action session_commit_resume(struct session *s)
         buf_append_str(&s->out, s->pending_reply.data);
     if (st == COMMIT_OK) {
         log_arrival(s);
-        s->messages_in_session++;
         session_reply(s, 250, "2.0.0",
                       s->prdr_final[0] ? s->prdr_final
                                        : arena_printf(&s->msg_arena, "OK id=%s", s->message_id));
