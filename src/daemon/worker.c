@@ -100,6 +100,16 @@ static int conn_read(struct conn *c)
     return -1;
 }
 
+/* A closing session: send what is left of its replies, then close. */
+static void conn_handle_closing_flush(struct conn *c)
+{
+    if (!conn_flush(c) || c->s->out.len == 0) {
+        conn_close(c);
+        return;
+    }
+    conn_arm(c, EPOLLOUT);
+}
+
 static void conn_handle(struct conn *c)
 {
     struct session *s = c->s;
@@ -160,30 +170,16 @@ static void conn_handle(struct conn *c)
      * drain; a session idle between commands is told 421 at once. */
     atomic_store(&c->in_message, s->state == SESSION_DATA || s->state == SESSION_COMMIT_WAIT);
 
-    if (!conn_flush(c)) {
-        if (action != SESSION_CLOSE)
-            session_lost(s, "write failed");
-        conn_close(c);
+    if (action == SESSION_CLOSE) {
+        conn_handle_closing_flush(c);
         return;
     }
-    if (action == SESSION_CLOSE) {
-        if (s->out.len == 0) {
-            conn_close(c);
-            return;
-        }
-        conn_arm(c, EPOLLOUT); /* finish sending the last replies */
+    if (!conn_flush(c)) {
+        session_lost(s, "write failed");
+        conn_close(c);
         return;
     }
     conn_arm(c, s->out.len ? EPOLLOUT : EPOLLIN);
-}
-
-static void conn_handle_closing_flush(struct conn *c)
-{
-    if (!conn_flush(c) || c->s->out.len == 0) {
-        conn_close(c);
-        return;
-    }
-    conn_arm(c, EPOLLOUT);
 }
 
 void *worker_main(void *arg)
