@@ -114,6 +114,7 @@ bool conf_parse_text_flags(struct arena *arena, const char *text, size_t len, co
 /* ------------------------------------------------------------------ */
 
 struct acl_set;         /* compiled ACLs, owned by src/acl (in cfg->arena) */
+struct config_cleanup;  /* a resource the snapshot owns outside its arena (see below) */
 struct deliver_config;  /* compiled routers and transports, owned by src/deliver */
 
 struct config {
@@ -179,6 +180,10 @@ struct config {
     /* compiled sub-configurations */
     struct acl_set *acls;
     struct deliver_config *deliver;
+
+    /* resources that are not arena memory (compiled regexes, SSL_CTX, connection pools):
+     * released by config_free(), newest first, before the arena goes */
+    struct config_cleanup *cleanups;
 };
 
 /* log_selector bits */
@@ -204,6 +209,11 @@ struct config *config_load(const char *path, const struct conf_macro *cmdline_ma
 struct config *config_load_text(const char *text, const char *name,
                                 const struct conf_macro *cmdline_macros, char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/* Give the snapshot a resource to release when it is freed (its last reference goes):
+ * fn(arg) runs once from config_free(), newest registration first, before the arena is
+ * deleted. For compilers building a snapshot; never called on a published config. */
+void config_add_cleanup(struct config *cfg, void (*fn)(void *arg), void *arg);
 
 /* Find a named list; NULL if none. (Inline so list matching needs no link to src/config.) */
 static inline const struct conf_named_list *

@@ -85,8 +85,26 @@ struct config *config_load(const char *path, const struct conf_macro *cmdline_ma
     return cfg;
 }
 
+struct config_cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+    struct config_cleanup *next;
+};
+
+void config_add_cleanup(struct config *cfg, void (*fn)(void *arg), void *arg)
+{
+    struct config_cleanup *c = arena_alloc(cfg->arena, sizeof *c);
+    c->fn = fn;
+    c->arg = arg;
+    c->next = cfg->cleanups;
+    cfg->cleanups = c;
+}
+
 void config_free(struct config *cfg)
 {
-    if (cfg)
-        arena_delete(cfg->arena); /* cfg itself lives in this arena */
+    if (!cfg)
+        return;
+    for (struct config_cleanup *c = cfg->cleanups; c; c = c->next)
+        c->fn(c->arg);
+    arena_delete(cfg->arena); /* cfg itself lives in this arena */
 }
