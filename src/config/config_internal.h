@@ -4,7 +4,7 @@
  * reader.c turns configuration text into logical lines (macros substituted, .include and
  * .ifdef processed, comments dropped, continuations joined); parse.c turns logical lines
  * into a struct conf_tree; options.c binds the main section to struct config; load.c ties
- * them together with the ACL and delivery compilers. Nothing here is thread-shared: a
+ * them together and runs the compilers listed in compilers.c. Nothing here is thread-shared: a
  * reader belongs to the one thread that is loading a configuration.
  */
 #ifndef POSTERN_CONFIG_INTERNAL_H
@@ -77,6 +77,18 @@ bool conf_fail(char *err, size_t errlen, const char *file, int line, const char 
  * decoded and the quotes removed; anything else is copied unchanged. False if the decoded value
  * would contain a NUL byte. */
 bool conf_value_dequote(struct arena *arena, const char *raw, const char **out);
+
+/* ---- compilers.c: the modules that build the rest of a snapshot ---- */
+
+/* One module's builder: reads cfg->tree (and the bound main options), stores its result
+ * in cfg (allocated in cfg->arena; other resources through config_add_cleanup()). False
+ * with err "file:line: reason (near 'word')". */
+struct config_compiler {
+    const char *name; /* the module, for error messages and tests */
+    bool (*compile)(struct config *cfg, char *err, size_t errlen);
+};
+extern const struct config_compiler config_compilers[];
+extern const size_t config_compilers_count;
 
 /* ---- options.c: the main-option binder ---- */
 

@@ -73,9 +73,7 @@ struct deliver_config {
     struct transport *transports;
 };
 
-/* cfg->deliver (NULL-safe). Defined in compile.c on purpose: config_load() reaches
- * deliver_compile() through a weak reference, which does not pull compile.o out of the
- * static library; routing code calling this accessor does. */
+/* cfg->deliver (NULL-safe). */
 const struct deliver_config *deliver_config_of(const struct config *cfg);
 
 /* ---- per-message state (message arena, one thread) ---- */
