@@ -2,7 +2,7 @@
  * main.c - the postern command line, with Exim's flags where Exim has one:
  *   -bd / -bdf      daemon (detached / in the foreground)      -q / -q30m  queue runs
  *   -bs             SMTP on stdin/stdout                       -bh IP[.port]  test session
- *   -bp             list the queue                             -bV  version and features
+ *   -bp             list the queue                             -bV  version, check config
  *   -bP [option]    print configuration options                -C file  -D NAME=value  -oX ports
  * -oP pidfile Loads and publishes the configuration, then hands over to the daemon, the stdio
  * session or a one-off command.
@@ -135,17 +135,23 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (mode == MODE_VERSION) {
-        print_version();
-        return 0;
-    }
     opts.macros = macros;
+    if (mode == MODE_VERSION)
+        print_version();
 
+    /* Every mode reads and checks the whole configuration first; -bV exists for that
+     * (update-exim4.conf and admins run it before a reload). */
     struct config *cfg = config_load(opts.config_path, macros, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "postern: configuration error: %s\n", err);
         free_macros(macros);
         return 1;
+    }
+    if (mode == MODE_VERSION) {
+        printf("Configuration file is %s\n", cfg->source);
+        config_free(cfg);
+        free_macros(macros);
+        return 0;
     }
     if (mode == MODE_PRINT) {
         struct buf out;
