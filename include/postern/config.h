@@ -172,6 +172,19 @@ struct config {
     int64_t timeout_frozen_after; /* give up after, default 4d */
     int spool_commit_max_batch;   /* group commit: max messages per fsync pass, default 256 */
 
+    /* queue_only and friends: when an accepted message waits for a queue run instead of
+     * being handed to the delivery threads (config_queue_only_now(), src/config/queue_only.c) */
+    bool queue_only;                     /* default false; -odq sets it, -odb/-odi/-odf clear it */
+    const char *queue_only_file;         /* Exim list of absolute paths, as written (for -bP) */
+    const char *const *queue_only_paths; /* queue_only_file split; stat()ed per message;
+                                            empty when -odb/-odi override it (arena) */
+    int queue_only_path_count;
+    int64_t queue_only_load;    /* load average x 1000 above which messages wait; -1 unset */
+    bool queue_only_load_latch; /* default true: once queued for load, the rest of the
+                                   connection's messages are queued too */
+    bool queue_only_override;   /* default true: -odb/-odi/-odf override queue_only and
+                                   queue_only_file (-odq always applies) */
+
     /* logging */
     const char *log_file_path; /* default "./var/log/%slog" */
     const char *log_selector;  /* e.g. "+proxy" */
@@ -223,6 +236,23 @@ config_find_list(const struct config *cfg, enum conf_list_kind kind, const char 
             return l;
     return 0;
 }
+
+/* The command line's delivery mode (-odq queue, -odb/-odi/-odf deliver), applied by
+ * every load (startup and SIGHUP) as Exim applies it: set once by main() before the
+ * first config_load(); main thread only. */
+enum config_delivery_mode {
+    CONFIG_DELIVERY_DEFAULT, /* no -od option */
+    CONFIG_DELIVERY_QUEUE,   /* -odq: queue_only */
+    CONFIG_DELIVERY_NOW,     /* -odb/-odi/-odf: deliver, if queue_only_override allows */
+};
+void config_set_delivery_mode(enum config_delivery_mode mode);
+
+/* Whether a message accepted now must wait for a queue run instead of being delivered
+ * at once: queue_only (or -odq), an existing queue_only_file path, or a load average
+ * above queue_only_load. *session_latch is the connection's flag: when true the message
+ * waits; when the load decides and queue_only_load_latch is set, it is set to true.
+ * Any thread (stat() and getloadavg() only). */
+bool config_queue_only_now(const struct config *cfg, bool *session_latch);
 
 /* -bP support: print "name = value" for one option (or all when name is NULL). Returns false
  * if the option is unknown. */

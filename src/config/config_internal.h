@@ -99,6 +99,14 @@ bool config_bind_main(struct config *cfg, char *err, size_t errlen);
 /* Decode a log_selector string ("+proxy -smtp_connection") into LOG_SEL_* bits, starting
  * from `flags`. False with a reason naming the bad word. */
 bool config_parse_log_selector(const char *text, unsigned *flags, char *err, size_t errlen);
+/* ---- queue_only.c ---- */
+
+/* queue_only_file's value: every item an absolute path, no "smtp" prefix (no SMTP
+ * transport yet). False with a reason naming the item. */
+bool config_queue_only_file_check(struct config *cfg, const char *value, char *why, size_t whylen);
+/* After binding: split queue_only_file, apply the command line's -od option. */
+void config_bind_queue_only(struct config *cfg);
+
 /* Self-check of the option table (types match field sizes, defaults parse). For tests. */
 bool config_options_selfcheck(char *err, size_t errlen);
 

@@ -30,7 +30,6 @@ struct transport {
     bool return_path_add;
     bool envelope_to_add;
     bool delivery_date_add;
-    const char *event_action; /* tpda_delivery_action / event_action, stored raw */
     /* appendfile (maildir) */
     const char *directory; /* expanded per address */
     bool maildir_format;
@@ -55,7 +54,6 @@ struct router {
     const char *condition;
     const char *address_data; /* expanded after the preconditions pass */
     const struct transport *transport;
-    bool verify_sender;
     bool verify_recipient;
     bool verify_only;
     bool more;
