@@ -263,6 +263,12 @@ static void test_unknown_control(void **state)
     tree_stmtv(f, tree_acl(f, "x"), "warn", 3, "control", "freeze", NULL);
     expect_error(f, "test.conf:3: control = freeze: unknown control");
     fake_free(f);
+    /* a known control with options that nothing would act on is refused, not ignored */
+    f = fake_new(ACL_WHERE_RCPT);
+    tree_stmtv(f, tree_acl(f, "x"), "warn", 4, "control", "queue/first_pass_route", NULL);
+    expect_error(f, "test.conf:4: control = queue/first_pass_route: options after '/' are not "
+                    "supported yet");
+    fake_free(f);
 }
 
 static void test_empty_section(void **state)
