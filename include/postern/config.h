@@ -200,6 +200,8 @@ struct config {
 #define LOG_SEL_SMTP_CONNECTION 0x0002u
 #define LOG_SEL_RECEIVED_RECIPIENTS 0x0004u
 #define LOG_SEL_INCOMING_PORT 0x0008u
+/* reserved for the session's protocol-error logging; no log_selector sets them yet
+ * ("+smtp_protocol_error", "+pipelining", "+smtp_syntax_error" are refused until then) */
 #define LOG_SEL_SMTP_PROTOCOL_ERROR 0x0010u
 #define LOG_SEL_PIPELINING 0x0020u
 #define LOG_SEL_SMTP_SYNTAX_ERROR 0x0040u

@@ -78,6 +78,14 @@ bool conf_fail(char *err, size_t errlen, const char *file, int line, const char 
  * would contain a NUL byte. */
 bool conf_value_dequote(struct arena *arena, const char *raw, const char **out);
 
+/* ---- load.c ---- */
+
+/* config_load_text() for text of a given length (not NUL-terminated) with parse flags
+ * (CONF_PARSE_NO_INCLUDE): the whole load, compilers included. For the fuzz target. */
+struct config *config_load_text_flags(const char *text, size_t len, const char *name,
+                                      const struct conf_macro *cmdline_macros, unsigned flags,
+                                      char *err, size_t errlen);
+
 /* ---- compilers.c: the modules that build the rest of a snapshot ---- */
 
 /* One module's builder: reads cfg->tree (and the bound main options), stores its result

@@ -45,19 +45,26 @@ static bool config_compile(struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
-struct config *config_load_text(const char *text, const char *name,
-                                const struct conf_macro *cmdline_macros, char *err, size_t errlen)
+struct config *config_load_text_flags(const char *text, size_t len, const char *name,
+                                      const struct conf_macro *cmdline_macros, unsigned flags,
+                                      char *err, size_t errlen)
 {
     if (!name)
         name = "<text>";
     struct config *cfg = config_new(name);
-    if (!conf_parse_text(cfg->arena, text, strlen(text), cfg->source, cmdline_macros, &cfg->tree,
-                         err, errlen) ||
+    if (!conf_parse_text_flags(cfg->arena, text, len, cfg->source, cmdline_macros, flags,
+                               &cfg->tree, err, errlen) ||
         !config_compile(cfg, err, errlen)) {
         config_free(cfg);
         return NULL;
     }
     return cfg;
+}
+
+struct config *config_load_text(const char *text, const char *name,
+                                const struct conf_macro *cmdline_macros, char *err, size_t errlen)
+{
+    return config_load_text_flags(text, strlen(text), name, cmdline_macros, 0, err, errlen);
 }
 
 struct config *config_load(const char *path, const struct conf_macro *cmdline_macros, char *err,

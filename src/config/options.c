@@ -156,9 +156,6 @@ static const struct {
     {"smtp_connection", LOG_SEL_SMTP_CONNECTION},
     {"received_recipients", LOG_SEL_RECEIVED_RECIPIENTS},
     {"incoming_port", LOG_SEL_INCOMING_PORT},
-    {"smtp_protocol_error", LOG_SEL_SMTP_PROTOCOL_ERROR},
-    {"pipelining", LOG_SEL_PIPELINING},
-    {"smtp_syntax_error", LOG_SEL_SMTP_SYNTAX_ERROR},
 };
 
 /* Exim log_selector names postern never logs: "-name" is honoured (nothing is written
@@ -189,6 +186,7 @@ static const char *const log_selectors_not_logged[] = {
     "outgoing_interface",
     "outgoing_port",
     "pid",
+    "pipelining",
     "queue_run",
     "queue_time",
     "queue_time_overall",
@@ -204,6 +202,8 @@ static const char *const log_selectors_not_logged[] = {
     "smtp_incomplete_transaction",
     "smtp_mailauth",
     "smtp_no_mail",
+    "smtp_protocol_error",
+    "smtp_syntax_error",
     "subject",
     "tls_certificate_verified",
     "tls_cipher",
