@@ -3,9 +3,11 @@
  * generic tree, then bound to typed main options and compiled ACLs/routers/transports.
  *
  * Ownership: a struct config and everything it points to live in cfg->arena and are
- * immutable once config_load() returns. The daemon publishes it as an RCU-protected,
- * reference-counted snapshot (src/daemon/snapshot.c); sessions hold a reference for
- * their lifetime. config_free() is called only when the last reference goes.
+ * immutable once config_load() returns. Every config is the first member of a struct
+ * snapshot (include/postern/snapshot.h) allocated in the same arena, which carries the
+ * reference count and the cleanup hooks. The daemon publishes it RCU-protected
+ * (src/daemon/snapshot.c); sessions hold a reference for their lifetime. config_free()
+ * is called only when the last reference goes (or on a config never published).
  *
  * Errors: every failure fills `err` with "file:line: reason (near 'word')".
  */
@@ -113,50 +115,49 @@ bool conf_parse_text_flags(struct arena *arena, const char *text, size_t len, co
 /* Bound configuration.                                                 */
 /* ------------------------------------------------------------------ */
 
-struct acl_set;         /* compiled ACLs, owned by src/acl (in cfg->arena) */
-struct config_cleanup;  /* a resource the snapshot owns outside its arena (see below) */
-struct deliver_config;  /* compiled routers and transports, owned by src/deliver */
+struct acl_set;        /* compiled ACLs, owned by src/acl (in cfg->arena) */
+struct deliver_config; /* compiled routers and transports, owned by src/deliver */
 
 struct config {
-    struct arena *arena; /* owns everything reachable from here */
-    long snapshot_refs;  /* managed only by src/daemon/snapshot.c (atomic) */
+    struct arena *arena; /* owns everything reachable from here, and the struct snapshot
+                            that contains this config (include/postern/snapshot.h) */
     const char *source;  /* config file path, or "<embedded>" */
     struct conf_tree tree;
 
     /* identity */
-    const char *primary_hostname;   /* default: uname nodename */
-    const char *qualify_domain;     /* default: primary_hostname */
-    const char *smtp_banner;        /* expanded per connection */
+    const char *primary_hostname; /* default: uname nodename */
+    const char *qualify_domain;   /* default: primary_hostname */
+    const char *smtp_banner;      /* expanded per connection */
     const char *received_header_text;
 
     /* listening */
-    const char *local_interfaces;   /* Exim list, default "<; 0.0.0.0 ; ::" */
-    const char *daemon_smtp_ports;  /* Exim list, default "25" */
-    int smtp_connect_backlog;       /* default 1024 */
-    int smtp_accept_max;            /* 0 = unlimited; default 5000 */
+    const char *local_interfaces;         /* Exim list, default "<; 0.0.0.0 ; ::" */
+    const char *daemon_smtp_ports;        /* Exim list, default "25" */
+    int smtp_connect_backlog;             /* default 1024 */
+    int smtp_accept_max;                  /* 0 = unlimited; default 5000 */
     const char *smtp_accept_max_per_host; /* expanded; NULL/"" = unlimited */
-    int smtp_worker_threads;        /* 0 = number of CPUs x 4 */
+    int smtp_worker_threads;              /* 0 = number of CPUs x 4 */
 
     /* PROXY protocol */
     const char *proxy_required_hosts; /* host list; also set by hosts_proxy */
     int64_t proxy_protocol_timeout;   /* seconds, default 3 */
 
     /* SMTP limits and behaviour */
-    int64_t message_size_limit;       /* bytes, default 50M; 0 = none */
-    int recipients_max;               /* default 50000; 0 = none */
-    int smtp_max_unknown_commands;    /* default 3 */
-    int64_t smtp_receive_timeout;     /* seconds, default 300 */
-    int smtp_max_line_length;         /* command line limit, default 2048 (RFC min 512) */
-    bool smtp_enforce_sync;           /* default true */
+    int64_t message_size_limit;             /* bytes, default 50M; 0 = none */
+    int recipients_max;                     /* default 50000; 0 = none */
+    int smtp_max_unknown_commands;          /* default 3 */
+    int64_t smtp_receive_timeout;           /* seconds, default 300 */
+    int smtp_max_line_length;               /* command line limit, default 2048 (RFC min 512) */
+    bool smtp_enforce_sync;                 /* default true */
     const char *pipelining_advertise_hosts; /* default "*" */
-    bool prdr_enable;                 /* default false */
-    const char *host_lookup;          /* must stay empty: no reverse DNS in this build */
+    bool prdr_enable;                       /* default false */
+    const char *host_lookup;                /* must stay empty: no reverse DNS in this build */
 
     /* ACL names (or inline "accept"/"deny") for each SMTP stage; NULL = default */
     const char *acl_smtp_connect;
     const char *acl_smtp_helo;
     const char *acl_smtp_mail;
-    const char *acl_smtp_rcpt;      /* NULL => deny all recipients, as Exim does */
+    const char *acl_smtp_rcpt; /* NULL => deny all recipients, as Exim does */
     const char *acl_smtp_predata;
     const char *acl_smtp_data;
     const char *acl_smtp_data_prdr; /* default "accept"; alias acl_data_smtp_prdr */
@@ -165,32 +166,42 @@ struct config {
     const char *acl_smtp_vrfy;
 
     /* spool, queue and delivery */
-    const char *spool_directory;    /* default "./var/spool" */
-    int queue_run_max;              /* delivery threads, default 4 */
-    int64_t retry_interval;         /* seconds between tries of a deferred address, default 15m */
-    int64_t timeout_frozen_after;   /* give up after, default 4d */
-    int spool_commit_max_batch;     /* group commit: max messages per fsync pass, default 256 */
+    const char *spool_directory;  /* default "./var/spool" */
+    int queue_run_max;            /* delivery threads, default 4 */
+    int64_t retry_interval;       /* seconds between tries of a deferred address, default 15m */
+    int64_t timeout_frozen_after; /* give up after, default 4d */
+    int spool_commit_max_batch;   /* group commit: max messages per fsync pass, default 256 */
+
+    /* queue_only and friends: when an accepted message waits for a queue run instead of
+     * being handed to the delivery threads (config_queue_only_now(), src/config/queue_only.c) */
+    bool queue_only;                     /* default false; -odq sets it, -odb/-odi/-odf clear it */
+    const char *queue_only_file;         /* Exim list of absolute paths, as written (for -bP) */
+    const char *const *queue_only_paths; /* queue_only_file split; stat()ed per message;
+                                            empty when -odb/-odi override it (arena) */
+    int queue_only_path_count;
+    int64_t queue_only_load;    /* load average x 1000 above which messages wait; -1 unset */
+    bool queue_only_load_latch; /* default true: once queued for load, the rest of the
+                                   connection's messages are queued too */
+    bool queue_only_override;   /* default true: -odb/-odi/-odf override queue_only and
+                                   queue_only_file (-odq always applies) */
 
     /* logging */
-    const char *log_file_path;      /* default "./var/log/%slog" */
-    const char *log_selector;       /* e.g. "+proxy" */
-    unsigned log_flags;             /* LOG_SEL_* bits derived from log_selector */
-
+    const char *log_file_path; /* default "./var/log/%slog" */
+    const char *log_selector;  /* e.g. "+proxy" */
+    unsigned log_flags;        /* LOG_SEL_* bits derived from log_selector */
 
     /* compiled sub-configurations */
     struct acl_set *acls;
     struct deliver_config *deliver;
-
-    /* resources that are not arena memory (compiled regexes, SSL_CTX, connection pools):
-     * released by config_free(), newest first, before the arena goes */
-    struct config_cleanup *cleanups;
 };
 
 /* log_selector bits */
-#define LOG_SEL_PROXY 0x0001u        /* PRX= on <= lines */
+#define LOG_SEL_PROXY 0x0001u /* PRX= on <= lines */
 #define LOG_SEL_SMTP_CONNECTION 0x0002u
 #define LOG_SEL_RECEIVED_RECIPIENTS 0x0004u
 #define LOG_SEL_INCOMING_PORT 0x0008u
+/* reserved for the session's protocol-error logging; no log_selector sets them yet
+ * ("+smtp_protocol_error", "+pipelining", "+smtp_syntax_error" are refused until then) */
 #define LOG_SEL_SMTP_PROTOCOL_ERROR 0x0010u
 #define LOG_SEL_PIPELINING 0x0020u
 #define LOG_SEL_SMTP_SYNTAX_ERROR 0x0040u
@@ -200,8 +211,10 @@ extern const char config_embedded_default[];
 
 /*
  * Load and validate a complete configuration: parse, bind main options (unknown option
- * => error naming file:line and the word), compile ACLs (unknown condition => error)
- * and routers/transports. path NULL => the embedded default.
+ * => error naming file:line and the word), then run every registered compiler (ACLs,
+ * routers/transports, ...: the table in src/config/compilers.c). path NULL => the
+ * embedded default. The result is the config inside a fresh struct snapshot (reference
+ * count zero until snapshot_publish()); free it with config_free() if never published.
  * Returns NULL on failure with err filled.
  */
 struct config *config_load(const char *path, const struct conf_macro *cmdline_macros, char *err,
@@ -212,7 +225,8 @@ void config_free(struct config *cfg);
 
 /* Give the snapshot a resource to release when it is freed (its last reference goes):
  * fn(arg) runs once from config_free(), newest registration first, before the arena is
- * deleted. For compilers building a snapshot; never called on a published config. */
+ * deleted. For compilers building a snapshot; never called on a published config. The
+ * list lives in the struct snapshot that contains cfg, not in struct config. */
 void config_add_cleanup(struct config *cfg, void (*fn)(void *arg), void *arg);
 
 /* Find a named list; NULL if none. (Inline so list matching needs no link to src/config.) */
@@ -224,6 +238,23 @@ config_find_list(const struct config *cfg, enum conf_list_kind kind, const char 
             return l;
     return 0;
 }
+
+/* The command line's delivery mode (-odq queue, -odb/-odi/-odf deliver), applied by
+ * every load (startup and SIGHUP) as Exim applies it: set once by main() before the
+ * first config_load(); main thread only. */
+enum config_delivery_mode {
+    CONFIG_DELIVERY_DEFAULT, /* no -od option */
+    CONFIG_DELIVERY_QUEUE,   /* -odq: queue_only */
+    CONFIG_DELIVERY_NOW,     /* -odb/-odi/-odf: deliver, if queue_only_override allows */
+};
+void config_set_delivery_mode(enum config_delivery_mode mode);
+
+/* Whether a message accepted now must wait for a queue run instead of being delivered
+ * at once: queue_only (or -odq), an existing queue_only_file path, or a load average
+ * above queue_only_load. *session_latch is the connection's flag: when true the message
+ * waits; when the load decides and queue_only_load_latch is set, it is set to true.
+ * Any thread (stat() and getloadavg() only). */
+bool config_queue_only_now(const struct config *cfg, bool *session_latch);
 
 /* -bP support: print "name = value" for one option (or all when name is NULL). Returns false
  * if the option is unknown. */

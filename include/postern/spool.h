@@ -114,8 +114,9 @@ bool spool_remove(const char *id);
 /* List the ids in the queue (oldest first); *ids is an arena array. */
 int spool_list_ids(struct arena *arena, const char ***ids);
 /* Exim -bp format: for each message "age size id <sender>", recipients indented,
- * delivered ones prefixed with "D ", a blank line after each. */
-void spool_format_queue(struct buf *out);
+ * delivered ones prefixed with "D " (left out when undelivered_only, as -bpu), a blank
+ * line after each. */
+void spool_format_queue(struct buf *out, bool undelivered_only);
 
 /* Per-message exclusive lock for delivery (flock on -D); false if someone else has it. */
 int spool_lock_message(const char *id); /* returns fd >= 0 or -1 */

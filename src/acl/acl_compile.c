@@ -259,6 +259,10 @@ static bool compile_check_value(struct compile_state *cs, const struct acl_item 
     if (item->def->kind == ACLI_CONTROL && !control_known(item->value))
         return compile_fail(cs, item->file, item->line, "control = %s: unknown control",
                             item->value);
+    /* none of the known controls acts on options (Exim's queue/first_pass_route...) */
+    if (item->def->kind == ACLI_CONTROL && strchr(item->value, '/'))
+        return compile_fail(cs, item->file, item->line,
+                            "control = %s: options after '/' are not supported yet", item->value);
     return true;
 }
 

@@ -4,7 +4,7 @@
  * reader.c turns configuration text into logical lines (macros substituted, .include and
  * .ifdef processed, comments dropped, continuations joined); parse.c turns logical lines
  * into a struct conf_tree; options.c binds the main section to struct config; load.c ties
- * them together with the ACL and delivery compilers. Nothing here is thread-shared: a
+ * them together and runs the compilers listed in compilers.c. Nothing here is thread-shared: a
  * reader belongs to the one thread that is loading a configuration.
  */
 #ifndef POSTERN_CONFIG_INTERNAL_H
@@ -78,6 +78,26 @@ bool conf_fail(char *err, size_t errlen, const char *file, int line, const char 
  * would contain a NUL byte. */
 bool conf_value_dequote(struct arena *arena, const char *raw, const char **out);
 
+/* ---- load.c ---- */
+
+/* config_load_text() for text of a given length (not NUL-terminated) with parse flags
+ * (CONF_PARSE_NO_INCLUDE): the whole load, compilers included. For the fuzz target. */
+struct config *config_load_text_flags(const char *text, size_t len, const char *name,
+                                      const struct conf_macro *cmdline_macros, unsigned flags,
+                                      char *err, size_t errlen);
+
+/* ---- compilers.c: the modules that build the rest of a snapshot ---- */
+
+/* One module's builder: reads cfg->tree (and the bound main options), stores its result
+ * in cfg (allocated in cfg->arena; other resources through config_add_cleanup()). False
+ * with err "file:line: reason (near 'word')". */
+struct config_compiler {
+    const char *name; /* the module, for error messages and tests */
+    bool (*compile)(struct config *cfg, char *err, size_t errlen);
+};
+extern const struct config_compiler config_compilers[];
+extern const size_t config_compilers_count;
+
 /* ---- options.c: the main-option binder ---- */
 
 /* Apply defaults, then every cfg->tree.main_items entry (unknown option or bad value =>
@@ -87,6 +107,14 @@ bool config_bind_main(struct config *cfg, char *err, size_t errlen);
 /* Decode a log_selector string ("+proxy -smtp_connection") into LOG_SEL_* bits, starting
  * from `flags`. False with a reason naming the bad word. */
 bool config_parse_log_selector(const char *text, unsigned *flags, char *err, size_t errlen);
+/* ---- queue_only.c ---- */
+
+/* queue_only_file's value: every item an absolute path, no "smtp" prefix (no SMTP
+ * transport yet). False with a reason naming the item. */
+bool config_queue_only_file_check(struct config *cfg, const char *value, char *why, size_t whylen);
+/* After binding: split queue_only_file, apply the command line's -od option. */
+void config_bind_queue_only(struct config *cfg);
+
 /* Self-check of the option table (types match field sizes, defaults parse). For tests. */
 bool config_options_selfcheck(char *err, size_t errlen);
 

@@ -1,36 +1,35 @@
 /*
  * load.c - config_load(): parse a configuration (file, text, or the embedded default),
- * bind the main options, then hand the tree to the ACL compiler (src/acl) and the router/
- * transport compiler (src/deliver). Returns an immutable struct config or an error
- * "file:line: reason".
+ * bind the main options, then run every compiler registered in compilers.c (ACLs,
+ * routers/transports, ...) to build the rest of the snapshot. Returns an immutable
+ * struct config or an error "file:line: reason (near 'word')".
  *
- * Ownership: each struct config is allocated inside its own arena (cfg->arena), together
- * with everything it points to; config_free() deletes that arena, which frees cfg too.
- * Called by the main thread (startup, SIGHUP reload) and by tests; no shared state.
- *
- * acl_compile and deliver_compile are weak references so that builds of only some
- * modules (-DPOSTERN_MODULES="util;config") still link; a missing compiler is a load
- * error, never a silent skip. Note for static linking: a weak reference does not pull an
- * object out of libpostern_core.a, so the object defining acl_compile/deliver_compile
- * must be linked for another reason (the server references the ACL and delivery
- * engines), or the reference must be made strong (delete the two declarations below).
+ * Ownership: each config is the first member of a struct snapshot allocated inside its
+ * own arena (cfg->arena), together with everything it points to; config_free() runs the
+ * snapshot's cleanup hooks (resources outside the arena), then deletes the arena, which
+ * frees the snapshot and cfg too. Called by the main thread (startup, SIGHUP reload,
+ * -bV/-bP) and by tests; no shared state. The reference count is src/daemon/snapshot.c's.
  */
 #include "config_internal.h"
-#include "postern/acl.h"
-#include "postern/deliver.h"
+#include "postern/snapshot.h"
 
 #include <stdio.h>
 #include <string.h>
 
-bool acl_compile(struct config *cfg, char *err, size_t errlen) __attribute__((weak));
-bool deliver_compile(struct config *cfg, char *err, size_t errlen) __attribute__((weak));
-
 #define CONFIG_ARENA_CHUNK 16384
+
+/* A resource the snapshot owns outside its arena (allocated in the arena itself). */
+struct snapshot_cleanup {
+    void (*fn)(void *arg);
+    void *arg;
+    struct snapshot_cleanup *next;
+};
 
 static struct config *config_new(const char *source)
 {
     struct arena *arena = arena_new(CONFIG_ARENA_CHUNK);
-    struct config *cfg = arena_zalloc(arena, sizeof *cfg);
+    struct snapshot *snap = arena_zalloc(arena, sizeof *snap);
+    struct config *cfg = &snap->config;
     cfg->arena = arena;
     cfg->source = arena_strdup(arena, source);
     return cfg;
@@ -40,35 +39,32 @@ static bool config_compile(struct config *cfg, char *err, size_t errlen)
 {
     if (!config_bind_main(cfg, err, errlen))
         return false;
-    if (!acl_compile) {
-        snprintf(err, errlen, "%s: ACL support not built (acl_compile is not linked)", cfg->source);
-        return false;
-    }
-    if (!acl_compile(cfg, err, errlen))
-        return false;
-    if (!deliver_compile) {
-        snprintf(err, errlen,
-                 "%s: router/transport support not built (deliver_compile is not "
-                 "linked)",
-                 cfg->source);
-        return false;
-    }
-    return deliver_compile(cfg, err, errlen);
+    for (size_t i = 0; i < config_compilers_count; i++)
+        if (!config_compilers[i].compile(cfg, err, errlen))
+            return false;
+    return true;
 }
 
-struct config *config_load_text(const char *text, const char *name,
-                                const struct conf_macro *cmdline_macros, char *err, size_t errlen)
+struct config *config_load_text_flags(const char *text, size_t len, const char *name,
+                                      const struct conf_macro *cmdline_macros, unsigned flags,
+                                      char *err, size_t errlen)
 {
     if (!name)
         name = "<text>";
     struct config *cfg = config_new(name);
-    if (!conf_parse_text(cfg->arena, text, strlen(text), cfg->source, cmdline_macros, &cfg->tree,
-                         err, errlen) ||
+    if (!conf_parse_text_flags(cfg->arena, text, len, cfg->source, cmdline_macros, flags,
+                               &cfg->tree, err, errlen) ||
         !config_compile(cfg, err, errlen)) {
         config_free(cfg);
         return NULL;
     }
     return cfg;
+}
+
+struct config *config_load_text(const char *text, const char *name,
+                                const struct conf_macro *cmdline_macros, char *err, size_t errlen)
+{
+    return config_load_text_flags(text, strlen(text), name, cmdline_macros, 0, err, errlen);
 }
 
 struct config *config_load(const char *path, const struct conf_macro *cmdline_macros, char *err,
@@ -85,26 +81,21 @@ struct config *config_load(const char *path, const struct conf_macro *cmdline_ma
     return cfg;
 }
 
-struct config_cleanup {
-    void (*fn)(void *arg);
-    void *arg;
-    struct config_cleanup *next;
-};
-
 void config_add_cleanup(struct config *cfg, void (*fn)(void *arg), void *arg)
 {
-    struct config_cleanup *c = arena_alloc(cfg->arena, sizeof *c);
+    struct snapshot *snap = snapshot_of(cfg);
+    struct snapshot_cleanup *c = arena_alloc(cfg->arena, sizeof *c);
     c->fn = fn;
     c->arg = arg;
-    c->next = cfg->cleanups;
-    cfg->cleanups = c;
+    c->next = snap->cleanups;
+    snap->cleanups = c;
 }
 
 void config_free(struct config *cfg)
 {
     if (!cfg)
         return;
-    for (struct config_cleanup *c = cfg->cleanups; c; c = c->next)
+    for (struct snapshot_cleanup *c = snapshot_of(cfg)->cleanups; c; c = c->next)
         c->fn(c->arg);
-    arena_delete(cfg->arena); /* cfg itself lives in this arena */
+    arena_delete(cfg->arena); /* the snapshot and cfg live in this arena */
 }

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-enum opt_type { OPT_BOOL, OPT_INT, OPT_SIZE, OPT_TIME, OPT_STRING, OPT_LOG_SELECTOR };
+enum opt_type { OPT_BOOL, OPT_INT, OPT_SIZE, OPT_TIME, OPT_FIXED, OPT_STRING, OPT_LOG_SELECTOR };
 
 struct opt_def {
     const char *name;
@@ -51,6 +51,11 @@ struct opt_def {
 #define OPT_T(n, d)                                                                                \
     {                                                                                              \
 #n, OPT_TIME, FIELD(n), d, 0, INT64_MAX, NULL                                              \
+    }
+/* Exim's fixed-point numbers ("8", "2.5"): stored x 1000; unset (no default) = -1 */
+#define OPT_F(n)                                                                                   \
+    {                                                                                              \
+#n, OPT_FIXED, FIELD(n), NULL, 0, INT64_MAX, NULL                                          \
     }
 #define OPT_S(n, d)                                                                                \
     {                                                                                              \
@@ -115,12 +120,32 @@ static const struct opt_def main_options[] = {
     OPT_T(retry_interval, "15m"),
     OPT_T(timeout_frozen_after, "4d"),
     OPT_I(spool_commit_max_batch, "256", 1, 65536),
+    OPT_B(queue_only, "false"),
+    OPT_S(queue_only_file, NULL),
+    OPT_F(queue_only_load),
+    OPT_B(queue_only_load_latch, "true"),
+    OPT_B(queue_only_override, "true"),
     /* logging */
     OPT_S(log_file_path, "./var/log/%slog"),
     {"log_selector", OPT_LOG_SELECTOR, FIELD(log_selector), "", 0, 0, NULL},
 };
 
 #define N_MAIN_OPTIONS (sizeof main_options / sizeof main_options[0])
+
+/* Exim main options that later issues implement: refused as "not supported yet" (with
+ * file:line and the word) rather than as unknown, and never ignored. */
+static const char *const main_options_not_yet[] = {
+    "event_action",      /* events: the remote-delivery issue */
+    "tpda_event_action", /* the experimental TPDA spelling of events */
+};
+
+static bool main_option_not_yet(const char *name)
+{
+    for (size_t i = 0; i < sizeof main_options_not_yet / sizeof main_options_not_yet[0]; i++)
+        if (strcmp(main_options_not_yet[i], name) == 0)
+            return true;
+    return false;
+}
 
 /* log_selector names we act on. */
 static const struct {
@@ -131,14 +156,12 @@ static const struct {
     {"smtp_connection", LOG_SEL_SMTP_CONNECTION},
     {"received_recipients", LOG_SEL_RECEIVED_RECIPIENTS},
     {"incoming_port", LOG_SEL_INCOMING_PORT},
-    {"smtp_protocol_error", LOG_SEL_SMTP_PROTOCOL_ERROR},
-    {"pipelining", LOG_SEL_PIPELINING},
-    {"smtp_syntax_error", LOG_SEL_SMTP_SYNTAX_ERROR},
 };
 
-/* Exim log_selector names accepted so that Exim configurations load, but not acted on
- * (yet). Anything not in either list is an error. */
-static const char *const log_selectors_ignored[] = {
+/* Exim log_selector names postern never logs: "-name" is honoured (nothing is written
+ * either way) so that Exim configurations load; "+name" asks for something postern does
+ * not write and is refused as not supported yet. Anything in neither list is unknown. */
+static const char *const log_selectors_not_logged[] = {
     "8bitmime",
     "acl_warn_skipped",
     "address_rewrite",
@@ -163,6 +186,7 @@ static const char *const log_selectors_ignored[] = {
     "outgoing_interface",
     "outgoing_port",
     "pid",
+    "pipelining",
     "queue_run",
     "queue_time",
     "queue_time_overall",
@@ -178,6 +202,8 @@ static const char *const log_selectors_ignored[] = {
     "smtp_incomplete_transaction",
     "smtp_mailauth",
     "smtp_no_mail",
+    "smtp_protocol_error",
+    "smtp_syntax_error",
     "subject",
     "tls_certificate_verified",
     "tls_cipher",
@@ -187,26 +213,29 @@ static const char *const log_selectors_ignored[] = {
     "unknown_in_list",
 };
 
-static bool log_selector_lookup(const char *name, size_t n, unsigned *bits)
+enum log_selector_kind { LOG_SEL_UNKNOWN, LOG_SEL_KNOWN, LOG_SEL_NOT_LOGGED };
+
+static enum log_selector_kind log_selector_lookup(const char *name, size_t n, unsigned *bits)
 {
     if (n == 3 && memcmp(name, "all", 3) == 0) {
         *bits = 0;
         for (size_t i = 0; i < sizeof log_selectors / sizeof log_selectors[0]; i++)
             *bits |= log_selectors[i].bit;
-        return true;
+        return LOG_SEL_KNOWN;
     }
     for (size_t i = 0; i < sizeof log_selectors / sizeof log_selectors[0]; i++)
         if (strlen(log_selectors[i].name) == n && memcmp(log_selectors[i].name, name, n) == 0) {
             *bits = log_selectors[i].bit;
-            return true;
+            return LOG_SEL_KNOWN;
         }
-    for (size_t i = 0; i < sizeof log_selectors_ignored / sizeof log_selectors_ignored[0]; i++)
-        if (strlen(log_selectors_ignored[i]) == n &&
-            memcmp(log_selectors_ignored[i], name, n) == 0) {
+    for (size_t i = 0; i < sizeof log_selectors_not_logged / sizeof log_selectors_not_logged[0];
+         i++)
+        if (strlen(log_selectors_not_logged[i]) == n &&
+            memcmp(log_selectors_not_logged[i], name, n) == 0) {
             *bits = 0;
-            return true;
+            return LOG_SEL_NOT_LOGGED;
         }
-    return false;
+    return LOG_SEL_UNKNOWN;
 }
 
 bool config_parse_log_selector(const char *s, unsigned *flags, char *err, size_t errlen)
@@ -226,9 +255,17 @@ bool config_parse_log_selector(const char *s, unsigned *flags, char *err, size_t
         while (*s && !isspace((unsigned char)*s) && *s != '+' && *s != '-')
             s++;
         size_t n = (size_t)(s - name);
-        unsigned bits;
-        if (n == 0 || !log_selector_lookup(name, n, &bits)) {
+        unsigned bits = 0;
+        enum log_selector_kind kind = n ? log_selector_lookup(name, n, &bits) : LOG_SEL_UNKNOWN;
+        if (kind == LOG_SEL_UNKNOWN) {
             snprintf(err, errlen, "unknown log_selector \"%.*s\"", (int)(n > 60 ? 60 : n), name);
+            return false;
+        }
+        if (kind == LOG_SEL_NOT_LOGGED && sign == '+') {
+            snprintf(err, errlen,
+                     "log_selector \"+%.*s\" is not supported yet (postern does not log it; "
+                     "\"-%.*s\" is accepted)",
+                     (int)(n > 60 ? 60 : n), name, (int)(n > 60 ? 60 : n), name);
             return false;
         }
         f = sign == '+' ? f | bits : f & ~bits;
@@ -273,18 +310,68 @@ static bool parse_exim_integer(const char *s, int64_t *out)
     return true;
 }
 
+/* Exim fixed-point: digits, optionally '.' and at most three more digits; x 1000. */
+static bool parse_exim_fixed(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    int digits = 0, decimals = -1;
+    for (; *s; s++) {
+        if (*s == '.' && decimals < 0 && digits > 0) {
+            decimals = 0;
+            continue;
+        }
+        if (*s < '0' || *s > '9' || decimals >= 3 || v > INT64_MAX / 10 - 9)
+            return false;
+        v = v * 10 + (*s - '0');
+        digits++;
+        if (decimals >= 0)
+            decimals++;
+    }
+    if (digits == 0 || decimals == 0)
+        return false;
+    for (int i = decimals < 0 ? 0 : decimals; i < 3; i++) {
+        if (v > INT64_MAX / 10)
+            return false;
+        v *= 10;
+    }
+    *out = v;
+    return true;
+}
+
+static bool opt_parse_number(enum opt_type type, const char *value, int64_t *v)
+{
+    switch (type) {
+    case OPT_INT:
+        return parse_exim_integer(value, v);
+    case OPT_SIZE:
+        return parse_size(value, v);
+    case OPT_FIXED:
+        return parse_exim_fixed(value, v);
+    default:
+        return parse_time_interval(value, v);
+    }
+}
+
+static const char *opt_number_form(enum opt_type type)
+{
+    switch (type) {
+    case OPT_INT:
+        return "integer";
+    case OPT_SIZE:
+        return "size (a number, optionally followed by K, M or G)";
+    case OPT_FIXED:
+        return "number (digits, optionally a point and up to three decimals)";
+    default:
+        return "time interval (e.g. 30s, 5m, 1h30m, 2d)";
+    }
+}
+
 static bool opt_set_number(struct config *cfg, const struct opt_def *d, const char *value,
                            char *why, size_t whylen)
 {
     int64_t v;
-    bool ok = d->type == OPT_INT    ? parse_exim_integer(value, &v)
-              : d->type == OPT_SIZE ? parse_size(value, &v)
-                                    : parse_time_interval(value, &v);
-    if (!ok) {
-        snprintf(why, whylen, "malformed %s",
-                 d->type == OPT_INT    ? "integer"
-                 : d->type == OPT_SIZE ? "size (a number, optionally followed by K, M or G)"
-                                       : "time interval (e.g. 30s, 5m, 1h30m, 2d)");
+    if (!opt_parse_number(d->type, value, &v)) {
+        snprintf(why, whylen, "malformed %s", opt_number_form(d->type));
         return false;
     }
     if (v < d->min || v > d->max) {
@@ -317,6 +404,7 @@ static bool opt_set(struct config *cfg, const struct opt_def *d, const char *val
     case OPT_INT:
     case OPT_SIZE:
     case OPT_TIME:
+    case OPT_FIXED:
         return opt_set_number(cfg, d, value, why, whylen);
     case OPT_STRING:
         *(const char **)field = value;
@@ -357,6 +445,10 @@ static void config_apply_defaults(struct config *cfg)
         const struct opt_def *d = &main_options[i];
         if (d->alias)
             continue;
+        if (!d->def && d->type == OPT_FIXED) {
+            *(int64_t *)((char *)cfg + d->offset) = -1; /* unset */
+            continue;
+        }
         if (!d->def) {
             *(const char **)((char *)cfg + d->offset) = NULL; /* only strings lack defaults */
             continue;
@@ -375,6 +467,21 @@ static void config_computed_defaults(struct config *cfg)
     }
     if (!cfg->qualify_domain || !*cfg->qualify_domain)
         cfg->qualify_domain = cfg->primary_hostname;
+    config_bind_queue_only(cfg);
+}
+
+/* Values a type alone cannot check; false with a reason. */
+static bool opt_check_value(struct config *cfg, const struct opt_def *d, char *why, size_t whylen)
+{
+    /* Reverse DNS of clients needs the DNS module, which is not built yet: an empty list
+     * (no lookups) is all we can honour, and anything else must not be ignored. */
+    if (strcmp(d->name, "host_lookup") == 0 && cfg->host_lookup[0]) {
+        snprintf(why, whylen, "host name lookups are not supported in this build (leave it empty)");
+        return false;
+    }
+    if (strcmp(d->name, "queue_only_file") == 0)
+        return config_queue_only_file_check(cfg, cfg->queue_only_file, why, whylen);
+    return true;
 }
 
 bool config_bind_main(struct config *cfg, char *err, size_t errlen)
@@ -384,6 +491,9 @@ bool config_bind_main(struct config *cfg, char *err, size_t errlen)
     for (const struct conf_item *it = cfg->tree.main_items; it; it = it->next) {
         const struct opt_def *d = opt_find(it->name);
         bool bare = it->value == NULL;
+        if (!d && main_option_not_yet(it->name))
+            return conf_fail(err, errlen, it->file, it->line, it->name,
+                             "main option \"%s\" is not supported yet", it->name);
         if (!d)
             return conf_fail(err, errlen, it->file, it->line, NULL, "main option \"%s%s\" unknown",
                              bare && it->negated ? "no_" : "", it->name);
@@ -394,15 +504,10 @@ bool config_bind_main(struct config *cfg, char *err, size_t errlen)
             *(bool *)((char *)cfg + d->offset) = !it->negated;
             continue;
         }
-        if (!opt_set(cfg, d, it->value, why, sizeof why))
+        if (!opt_set(cfg, d, it->value, why, sizeof why) ||
+            !opt_check_value(cfg, d, why, sizeof why))
             return conf_fail(err, errlen, it->file, it->line, it->value, "main option \"%s\": %s",
                              it->name, why);
-        /* Reverse DNS of clients needs the DNS module, which is not built yet: an empty
-         * list (no lookups) is all we can honour, and anything else must not be ignored. */
-        if (strcmp(d->name, "host_lookup") == 0 && cfg->host_lookup[0])
-            return conf_fail(err, errlen, it->file, it->line, it->value,
-                             "main option \"host_lookup\": host name lookups are not supported "
-                             "in this build (leave it empty)");
     }
     config_computed_defaults(cfg);
     return true;
@@ -455,6 +560,20 @@ static void print_size(struct buf *out, int64_t v)
         buf_printf(out, "%lld", (long long)v);
 }
 
+static void print_fixed(struct buf *out, int64_t v)
+{
+    if (v < 0)
+        return; /* unset */
+    buf_printf(out, "%lld", (long long)(v / 1000));
+    if (v % 1000) {
+        char frac[8];
+        snprintf(frac, sizeof frac, "%03lld", (long long)(v % 1000));
+        for (size_t n = strlen(frac); n > 0 && frac[n - 1] == '0'; n--)
+            frac[n - 1] = '\0';
+        buf_printf(out, ".%s", frac);
+    }
+}
+
 static void opt_print(const struct config *cfg, const struct opt_def *d, const char *name,
                       struct buf *out)
 {
@@ -473,6 +592,10 @@ static void opt_print(const struct config *cfg, const struct opt_def *d, const c
     case OPT_TIME:
         buf_printf(out, "%s = ", name);
         print_time(out, *(const int64_t *)field);
+        break;
+    case OPT_FIXED:
+        buf_printf(out, "%s = ", name);
+        print_fixed(out, *(const int64_t *)field);
         break;
     case OPT_STRING:
     case OPT_LOG_SELECTOR:
@@ -507,6 +630,7 @@ static size_t opt_type_size(enum opt_type t)
         return sizeof(int);
     case OPT_SIZE:
     case OPT_TIME:
+    case OPT_FIXED:
         return sizeof(int64_t);
     case OPT_STRING:
     case OPT_LOG_SELECTOR:
@@ -538,8 +662,11 @@ bool config_options_selfcheck(char *err, size_t errlen)
         } else if (ok && !d->alias && d->def && !opt_set(scratch, d, d->def, why, sizeof why)) {
             snprintf(err, errlen, "option %s: bad default: %s", d->name, why);
             ok = false;
-        } else if (ok && !d->alias && !d->def && d->type != OPT_STRING) {
-            snprintf(err, errlen, "option %s: only strings may lack a default", d->name);
+        } else if (ok && !d->alias && !d->def && d->type != OPT_STRING && d->type != OPT_FIXED) {
+            snprintf(err, errlen,
+                     "option %s: only strings and fixed-point numbers may lack a "
+                     "default",
+                     d->name);
             ok = false;
         }
     }

@@ -2,10 +2,11 @@
  * main.c - the postern command line, with Exim's flags where Exim has one:
  *   -bd / -bdf      daemon (detached / in the foreground)      -q / -q30m  queue runs
  *   -bs             SMTP on stdin/stdout                       -bh IP[.port]  test session
- *   -bp             list the queue                             -bV  version and features
+ *   -bp / -bpu      list the queue (-bpu: undelivered only)    -bV  version, check config
  *   -bP [option]    print configuration options                -C file  -D NAME=value  -oX ports
- * -oP pidfile Loads and publishes the configuration, then hands over to the daemon, the stdio
- * session or a one-off command.
+ *   -oP pidfile     -odq (queue only) / -odb -odi -odf (deliver at once; see queue_only_override)
+ * Loads and publishes the configuration, then hands over to the daemon, the stdio session or
+ * a one-off command. Main thread only.
  */
 #include "daemon.h"
 
@@ -38,9 +39,11 @@ enum mode {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: postern [-C file] [-D NAME=value]... [-oX ports] [-oP pidfile]\n"
-                    "               -bd | -bdf [-q<interval>] | -bs | -bh IP[.port] | -bp | -bV |\n"
-                    "               -bP [option...] | -q\n");
+    fprintf(stderr,
+            "usage: postern [-C file] [-D NAME=value]... [-oX ports] [-oP pidfile]\n"
+            "               [-odq | -odb | -odi | -odf]\n"
+            "               -bd | -bdf [-q<interval>] | -bs | -bh IP[.port] | -bp | -bpu |\n"
+            "               -bV | -bP [option...] | -q\n");
 }
 
 static struct conf_macro *add_macro(struct conf_macro *list, const char *def)
@@ -85,6 +88,7 @@ int main(int argc, char **argv)
     struct conf_macro *macros = NULL;
     const char *test_host = NULL;
     int first_print_arg = argc;
+    bool list_undelivered_only = false;
     char err[2048];
 
     for (int i = 1; i < argc; i++) {
@@ -99,8 +103,13 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "-bh") == 0 && i + 1 < argc) {
             mode = MODE_TEST_HOST;
             test_host = argv[++i];
-        } else if (strcmp(a, "-bp") == 0) {
+        } else if (strcmp(a, "-bp") == 0 || strcmp(a, "-bpu") == 0) {
             mode = MODE_LIST_QUEUE;
+            list_undelivered_only = a[3] == 'u';
+        } else if (strcmp(a, "-odq") == 0) {
+            config_set_delivery_mode(CONFIG_DELIVERY_QUEUE);
+        } else if (strcmp(a, "-odb") == 0 || strcmp(a, "-odi") == 0 || strcmp(a, "-odf") == 0) {
+            config_set_delivery_mode(CONFIG_DELIVERY_NOW);
         } else if (strcmp(a, "-bV") == 0) {
             mode = MODE_VERSION;
         } else if (strcmp(a, "-bP") == 0) {
@@ -135,17 +144,23 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (mode == MODE_VERSION) {
-        print_version();
-        return 0;
-    }
     opts.macros = macros;
+    if (mode == MODE_VERSION)
+        print_version();
 
+    /* Every mode reads and checks the whole configuration first; -bV exists for that
+     * (update-exim4.conf and admins run it before a reload). */
     struct config *cfg = config_load(opts.config_path, macros, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "postern: configuration error: %s\n", err);
         free_macros(macros);
         return 1;
+    }
+    if (mode == MODE_VERSION) {
+        printf("Configuration file is %s\n", cfg->source);
+        config_free(cfg);
+        free_macros(macros);
+        return 0;
     }
     if (mode == MODE_PRINT) {
         struct buf out;
@@ -197,7 +212,7 @@ int main(int argc, char **argv)
         case MODE_LIST_QUEUE: {
             struct buf out;
             buf_init(&out);
-            spool_format_queue(&out);
+            spool_format_queue(&out, list_undelivered_only);
             fputs(out.data ? out.data : "", stdout);
             buf_free(&out);
             break;

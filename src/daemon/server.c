@@ -196,8 +196,9 @@ int server_run(const struct server_options *opts)
      * restart reusing the pid cannot repeat one): start it now, not on the first DATA. */
     char warm_id[SPOOL_ID_LEN + 1];
     spool_new_id(warm_id);
-    /* Whatever is already spooled (from before a restart) is delivered now. */
-    if (opts->queue_interval <= 0) {
+    /* Whatever is already spooled (from before a restart) is delivered now, unless
+     * queue_only says messages wait for a queue run (-q, -q<time>). */
+    if (opts->queue_interval <= 0 && !cfg->queue_only) {
         struct arena arena;
         arena_init(&arena, 4096);
         const char **ids;

@@ -2,7 +2,9 @@
  * snapshot.c - RCU publication and reference counting of the configuration snapshot
  * (see include/postern/snapshot.h). liburcu's memb flavour: read-side sections are
  * cheap and quiescence is implicit outside them, so threads that block in DNS, Redis
- * or fsync never hold up a grace period.
+ * or fsync never hold up a grace period. The count lives in struct snapshot (around the
+ * config); the last put hands the snapshot to config_free(), which runs its cleanup hooks.
+ * Called from any thread; publish/shutdown from the main thread only.
  */
 #include "postern/snapshot.h"
 
@@ -45,7 +47,7 @@ static void register_thread(void)
 
 static _Atomic long *refs_of(const struct config *cfg)
 {
-    return (_Atomic long *)&((struct config *)cfg)->snapshot_refs;
+    return &snapshot_of(cfg)->refs;
 }
 
 void snapshot_put(const struct config *cfg)

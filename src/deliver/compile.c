@@ -22,7 +22,6 @@ enum opt_kind {
     OPT_STRING,    /* string kept raw (not expanded) */
     OPT_EXPANDED,  /* string checked for expansion syntax, expanded at run time */
     OPT_MODE,      /* octal file mode */
-    OPT_VERIFY,    /* generic "verify": sets verify_sender and verify_recipient */
     OPT_TRANSPORT, /* router's transport name, resolved to a pointer */
     OPT_REFUSED,   /* known Exim option we deliberately do not support */
 };
@@ -51,8 +50,12 @@ static const struct opt_def router_options[] = {
     {"condition", OPT_EXPANDED, R_OFF(condition), FOR_ANY, 0},
     {"address_data", OPT_EXPANDED, R_OFF(address_data), FOR_ANY, 0},
     {"transport", OPT_TRANSPORT, R_OFF(transport), FOR_ACCEPT, 0},
-    {"verify", OPT_VERIFY, 0, FOR_ANY, 0},
-    {"verify_sender", OPT_BOOL, R_OFF(verify_sender), FOR_ANY, 0},
+    /* "verify" is Exim's verify_sender + verify_recipient; postern verifies senders with the
+     * verify_recipient setting, so both spellings set the one flag */
+    {"verify", OPT_BOOL, R_OFF(verify_recipient), FOR_ANY, 0},
+    {"verify_sender", OPT_REFUSED, 0, FOR_ANY,
+     "verify_sender is not supported yet (sender verification uses verify_recipient; "
+     "use \"verify\" to set both)"},
     {"verify_recipient", OPT_BOOL, R_OFF(verify_recipient), FOR_ANY, 0},
     {"verify_only", OPT_BOOL, R_OFF(verify_only), FOR_ANY, 0},
     {"more", OPT_BOOL, R_OFF(more), FOR_ANY, 0},
@@ -70,8 +73,10 @@ static const struct opt_def transport_options[] = {
     {"return_path_add", OPT_BOOL, T_OFF(return_path_add), FOR_ANY, 0},
     {"envelope_to_add", OPT_BOOL, T_OFF(envelope_to_add), FOR_ANY, 0},
     {"delivery_date_add", OPT_BOOL, T_OFF(delivery_date_add), FOR_ANY, 0},
-    {"tpda_delivery_action", OPT_STRING, T_OFF(event_action), FOR_ANY, 0},
-    {"event_action", OPT_STRING, T_OFF(event_action), FOR_ANY, 0},
+    {"event_action", OPT_REFUSED, 0, FOR_ANY, "event_action is not supported yet"},
+    {"tpda_delivery_action", OPT_REFUSED, 0, FOR_ANY, "tpda_delivery_action is not supported yet"},
+    {"tpda_host_defer_action", OPT_REFUSED, 0, FOR_ANY,
+     "tpda_host_defer_action is not supported yet"},
     {"directory", OPT_EXPANDED, T_OFF(directory), FOR_APPENDFILE, 0},
     {"maildir_format", OPT_BOOL, T_OFF(maildir_format), FOR_APPENDFILE, 0},
     {"create_directory", OPT_BOOL, T_OFF(create_directory), FOR_APPENDFILE, 0},
@@ -160,19 +165,14 @@ static bool opt_apply(struct compiler *c, const char *what, const char *owner,
     if (def->kind == OPT_REFUSED)
         return compile_fail(c, it->file, it->line, "%s %s: %s (near '%s')", what, owner,
                             def->refusal, it->name);
-    if (def->kind == OPT_BOOL || def->kind == OPT_VERIFY) {
+    if (def->kind == OPT_BOOL) {
         bool v = !it->negated;
         if (it->value && (it->negated || !parse_bool(it->value, &v)))
             return compile_fail(c, it->file, it->line,
                                 "%s %s: option %s needs a boolean (true/false/yes/no) "
                                 "(near '%s')",
                                 what, owner, it->name, it->value);
-        if (def->kind == OPT_VERIFY) {
-            ((struct router *)base)->verify_sender = v;
-            ((struct router *)base)->verify_recipient = v;
-        } else {
-            *(bool *)field = v;
-        }
+        *(bool *)field = v;
         return true;
     }
     if (it->negated || !it->value)
@@ -281,7 +281,6 @@ static bool router_compile(struct compiler *c, const struct conf_block *b, struc
     r->name = b->name;
     r->file = b->file;
     r->line = b->line;
-    r->verify_sender = true;
     r->verify_recipient = true;
     r->more = true;
     if (!drv || !drv->value)

@@ -30,7 +30,6 @@ struct transport {
     bool return_path_add;
     bool envelope_to_add;
     bool delivery_date_add;
-    const char *event_action; /* tpda_delivery_action / event_action, stored raw */
     /* appendfile (maildir) */
     const char *directory; /* expanded per address */
     bool maildir_format;
@@ -55,7 +54,6 @@ struct router {
     const char *condition;
     const char *address_data; /* expanded after the preconditions pass */
     const struct transport *transport;
-    bool verify_sender;
     bool verify_recipient;
     bool verify_only;
     bool more;
@@ -73,9 +71,7 @@ struct deliver_config {
     struct transport *transports;
 };
 
-/* cfg->deliver (NULL-safe). Defined in compile.c on purpose: config_load() reaches
- * deliver_compile() through a weak reference, which does not pull compile.o out of the
- * static library; routing code calling this accessor does. */
+/* cfg->deliver (NULL-safe). */
 const struct deliver_config *deliver_config_of(const struct config *cfg);
 
 /* ---- per-message state (message arena, one thread) ---- */

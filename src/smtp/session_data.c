@@ -413,7 +413,7 @@ enum session_action session_commit_resume(struct session *s)
         session_reply(s, 250, "2.0.0",
                       s->prdr_final[0] ? s->prdr_final
                                        : arena_printf(&s->msg_arena, "OK id=%s", s->message_id));
-        if (!s->queue_only && s->ops && s->ops->message_accepted)
+        if (!config_queue_only_now(s->cfg, &s->queue_only) && s->ops && s->ops->message_accepted)
             s->ops->message_accepted(s, s->message_id);
     } else {
         log_write(LOG_MAIN | LOG_PANIC, s->message_id, "spool commit failed: %s",

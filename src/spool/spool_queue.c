@@ -10,7 +10,8 @@
  * days "%2dd". Size: Exim's 5-column form ("  433", " 2.9K", "  12K", " 1.2M", "  15M");
  * ours is the size of the -D file. Then the id and <sender> ("<>" for bounces), then
  * each recipient on its own line after 8 spaces and "D " (finished) or "  " (pending),
- * then an empty line. An unreadable envelope is listed with its reason, as Exim does.
+ * then an empty line (-bpu: finished recipients left out). An unreadable envelope is
+ * listed with its reason, as Exim does.
  *
  * Owns nothing: output goes to the caller's buf. Threads: any.
  */
@@ -55,18 +56,20 @@ static void spool_format_size(struct buf *out, int64_t size)
         buf_printf(out, "%4lldM", (long long)((size + 512 * 1024) / (1024 * 1024)));
 }
 
-static void spool_format_message(struct buf *out, const struct spool_envelope *env, int64_t now)
+static void spool_format_message(struct buf *out, const struct spool_envelope *env, int64_t now,
+                                 bool undelivered_only)
 {
     spool_format_age(out, now - env->received_time);
     spool_format_size(out, env->size);
     buf_printf(out, " %s <%s>\n", env->id, env->sender);
     for (int i = 0; i < env->recipient_count; i++)
-        buf_printf(out, "        %s %s\n", env->recipients[i].done ? "D" : " ",
-                   env->recipients[i].address);
+        if (!undelivered_only || !env->recipients[i].done)
+            buf_printf(out, "        %s %s\n", env->recipients[i].done ? "D" : " ",
+                       env->recipients[i].address);
     buf_append_str(out, "\n");
 }
 
-void spool_format_queue(struct buf *out)
+void spool_format_queue(struct buf *out, bool undelivered_only)
 {
     struct arena list_arena, message_arena;
     arena_init(&list_arena, 4096);
@@ -79,7 +82,7 @@ void spool_format_queue(struct buf *out)
         char err[256];
         arena_reset(&message_arena);
         if (spool_read_envelope(&message_arena, ids[i], &env, err, sizeof err)) {
-            spool_format_message(out, &env, now);
+            spool_format_message(out, &env, now, undelivered_only);
             continue;
         }
         char path[PATH_MAX];

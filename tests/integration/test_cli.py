@@ -1,6 +1,6 @@
 """test_cli.py - the one-shot command line modes: -bh (test session with ACL trace,
 nothing queued), -bs (SMTP on stdin/stdout, delivered), -bp (queue listing in Exim's
-format) and -q (one queue run), -bV."""
+format) and -q (one queue run), -bV (version, and a check of the whole configuration)."""
 
 import os
 import re
@@ -106,7 +106,53 @@ def test_bp_lists_deferred_and_q_delivers(tmp_path):
 def test_bV():
     import subprocess
     r = subprocess.run([h.postern_bin(), "-bV"], capture_output=True, timeout=10)
-    assert r.returncode == 0
+    assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     assert re.match(r"postern version \S+", out), out
     assert "PROXY" in out and "PRDR" in out
+    # no -C: the default (embedded) configuration is read and checked too
+    assert "Configuration file is <embedded>" in out, out
+
+
+def test_bV_checks_the_whole_config(tmp_path):
+    """-bV -C file reads and checks everything (main options, ACLs, routers, transports)
+    and exits non-zero with file:line and the word, as exim -bV does."""
+    p = h.Postern(tmp_path)
+    r = p.run("-bV")
+    assert r.returncode == 0, r.stderr
+    assert "Configuration file is %s" % p.conf in r.stdout.decode()
+
+    def line_of(text, needle):
+        return text.split("\n").index(next(l for l in text.split("\n") if needle in l)) + 1
+
+    bad = {
+        "main": h.build_config(p.tmp, p.port, main={"smtp_bogus_option": "1"}),
+        "acl": h.build_config(p.tmp, p.port, rcpt_acl="acl_check_rcpt:\n"
+                              "  accept  frobnicate = yes\n"),
+        "router": h.build_config(p.tmp, p.port, routers=h.DEFAULT_ROUTERS +
+                                 "  verify_sender = false\n"),
+        "transport": h.build_config(p.tmp, p.port, transports=h.DEFAULT_TRANSPORTS +
+                                    "  event_action = ${run{/bin/true}}\n"),
+        "macro": h.build_config(p.tmp, p.port, head=".ifdef NEVER\n"),
+    }
+    words = {"main": "smtp_bogus_option", "acl": "frobnicate", "router": "verify_sender",
+             "transport": "event_action", "macro": ".ifdef"}
+    for what, text in bad.items():
+        p.write_config(text)
+        r = p.run("-bV")
+        err = r.stderr.decode()
+        assert r.returncode != 0, (what, r.stdout, err)
+        if what == "macro":  # the missing .endif is found at the end of the file
+            assert "%s:" % p.conf in err and "endif" in err, (what, err)
+            continue
+        line = line_of(text, words[what])
+        assert "%s:%d:" % (p.conf, line) in err, (what, err)
+        assert words[what] in err, (what, err)
+    for what in ("router", "transport"):
+        p.write_config(bad[what])
+        assert "not supported yet" in p.run("-bV").stderr.decode(), what
+    # a -D macro that makes the config valid again is honoured by -bV
+    p.write_config(h.build_config(p.tmp, p.port, head=".ifdef BAD\nbogus_option = 1\n.endif\n"))
+    assert p.run("-bV").returncode == 0
+    r = p.run("-DBAD=1", "-bV")
+    assert r.returncode != 0 and "bogus_option" in r.stderr.decode()

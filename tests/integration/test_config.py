@@ -196,8 +196,11 @@ def test_sigterm_lets_a_message_finish(postern_factory):
     busy.send("Subject: late\r\n\r\nstarted before, ")
     p.signal(signal.SIGTERM)
     assert idle.reply()[0] == 421
-    # the session reading a message may still finish it
-    time.sleep(0.5)
+    # the shutdown is under way (logged, and the idle session is closed), and the session
+    # reading a message may still finish it
+    p.wait_log(r"SIGTERM received: daemon terminating")
+    assert idle.closed(h.TIMEOUT), "the idle session was not closed after its 421"
+    assert p.proc.poll() is None, "the daemon exited with a message still being received"
     busy.send("finished during shutdown\r\n.\r\n")
     code, text = busy.reply()
     assert code == 250, text

@@ -37,7 +37,8 @@ static void test_default_style_acl_compiles(void **state)
                "^[.] : ^.*[@%!/|]", NULL);
     tree_stmtv(f, a, "accept", 5, "domains", "+local_domains", NULL);
     tree_stmtv(f, a, "warn", 6, "set", "acl_m_flag = 1", "logwrite", "x $acl_m_flag", "add_header",
-               "X-Test: yes", "control", "queue_only", "delay", "1s", "continue", "${lc:ABC}", NULL);
+               "X-Test: yes", "control", "queue_only", "delay", "1s", "continue", "${lc:ABC}",
+               NULL);
     tree_stmtv(f, a, "require", 7, "verify", "recipient", "verify", "sender", "verify", "helo",
                "acl", "other", "!authenticated", "*", "senders", ":", "condition", "yes", NULL);
     tree_stmtv(f, a, "deny", 8, "message", "relay not permitted", NULL);
@@ -262,6 +263,12 @@ static void test_unknown_control(void **state)
     struct fake *f = fake_new(ACL_WHERE_RCPT);
     tree_stmtv(f, tree_acl(f, "x"), "warn", 3, "control", "freeze", NULL);
     expect_error(f, "test.conf:3: control = freeze: unknown control");
+    fake_free(f);
+    /* a known control with options that nothing would act on is refused, not ignored */
+    f = fake_new(ACL_WHERE_RCPT);
+    tree_stmtv(f, tree_acl(f, "x"), "warn", 4, "control", "queue/first_pass_route", NULL);
+    expect_error(f, "test.conf:4: control = queue/first_pass_route: options after '/' are not "
+                    "supported yet");
     fake_free(f);
 }
 

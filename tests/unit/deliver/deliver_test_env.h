@@ -26,11 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* config_load calls acl_compile/deliver_compile through weak references: make sure both
- * objects are linked into the test program. */
-bool (*const test_keep_acl_compile)(struct config *, char *, size_t) = acl_compile;
-bool (*const test_keep_deliver_compile)(struct config *, char *, size_t) = deliver_compile;
-
 static char test_root[256];
 static int64_t test_received_age; /* seconds subtracted from received_time of new messages */
 

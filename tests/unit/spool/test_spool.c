@@ -575,7 +575,7 @@ static void test_format_queue_exact(void **state)
     struct buf out, expect;
     buf_init(&out);
     buf_init(&expect);
-    spool_format_queue(&out);
+    spool_format_queue(&out, false);
     buf_printf(&expect,
                "25m  2.9K %s <alice@wonderland.fict.example>\n"
                "          red.king@looking-glass.fict.example\n"
@@ -589,6 +589,12 @@ static void test_format_queue_exact(void **state)
     buf_printf(&expect, " 0m   15M %s <dave@example.com>\n          postmaster@example.com\n\n",
                id5);
     assert_string_equal(out.data, expect.data);
+    /* -bpu: the finished recipient is left out, the rest is the same */
+    buf_clear(&out);
+    spool_format_queue(&out, true);
+    assert_non_null(strstr(out.data, "          red.king@looking-glass.fict.example\n\n"));
+    assert_null(strstr(out.data, "white.king"));
+    assert_non_null(strstr(out.data, id5));
 
     struct arena arena;
     arena_init(&arena, 1024);
