@@ -73,7 +73,8 @@ def test_2000_idle_connections_cost_no_threads(postern_factory):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= need, "cannot raise RLIMIT_NOFILE"
     p = postern_factory(nofile=idle + 1000,
-                        main={"smtp_accept_max": "2100", "smtp_worker_threads": "4"}).start()
+                        main={"smtp_accept_max": "2100", "smtp_worker_threads": "4",
+                              "smtp_accept_max_per_host": "0"}).start()
     socks = []
     try:
         for i in range(idle):
