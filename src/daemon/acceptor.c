@@ -358,6 +358,7 @@ static struct {
     bool paused;       /* the listeners are out of the epoll */
     int64_t resume_ms; /* when to put them back */
     int64_t started_ms;
+    int64_t last_failure_ms;
     long failures; /* failed accept4 calls in this episode */
     int err;       /* the errno that started it */
 } nofd;
@@ -382,15 +383,20 @@ static void nofd_failed(int err)
                   "accept: %s: not accepting for now (logged once until it clears)", strerror(err));
     }
     nofd.failures++;
+    nofd.last_failure_ms = now;
     if (!nofd.paused)
         listeners_watch(false);
     nofd.paused = true;
     nofd.resume_ms = now + ACCEPT_BACKOFF_MS;
 }
 
-static void nofd_cleared(void)
+/* The episode is over when the listen queue is empty (everything waiting was accepted),
+ * or accepts have worked for a while: one success between failures does not end it. */
+#define NOFD_QUIET_MS 1000
+
+static void nofd_cleared(bool queue_empty)
 {
-    if (!nofd.active)
+    if (!nofd.active || (!queue_empty && time_mono_ms() - nofd.last_failure_ms < NOFD_QUIET_MS))
         return;
     nofd.active = false;
     log_write(LOG_MAIN | LOG_PANIC, NULL,
@@ -463,14 +469,14 @@ static enum accept_status accept_one(struct listener *l)
             return ACCEPT_NOFD;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            nofd_cleared();
+            nofd_cleared(true);
             return ACCEPT_EMPTY;
         }
         if (errno != EINTR && errno != ECONNABORTED)
             log_write(LOG_MAIN | LOG_PANIC, NULL, "accept: %s", strerror(errno));
         return ACCEPT_DONE; /* a transient error on one connection: try the next */
     }
-    nofd_cleared();
+    nofd_cleared(false);
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         die("out of memory accepting a connection");
