@@ -11,6 +11,8 @@ import resource
 import socket
 import time
 
+import pytest
+
 import postern_harness as h
 
 PROXY_IP = "127.0.0.2"
@@ -21,6 +23,11 @@ def _fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+# ThreadSanitizer needs descriptors to start its symbolizer, and applies tests/tsan.supp
+# only to symbolized reports: with none left, the suppressed epoll_ctl report (see there)
+# aborts the daemon. The path tested here runs in the acceptor thread alone.
+@pytest.mark.skipif("TSAN_OPTIONS" in os.environ,
+                    reason="TSan cannot symbolize (so cannot suppress) without descriptors")
 def test_emfile_episode_logged_once_then_normal_service(postern_factory):
     p = postern_factory(main={"proxy_required_hosts": PROXY_IP,
                               "proxy_protocol_timeout": "2s"}).start()
