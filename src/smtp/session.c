@@ -289,6 +289,7 @@ enum session_action session_delay_done(struct session *s, enum session_action th
     if (connect && then == SESSION_CONTINUE && s->state == SESSION_CMD && s->enforce_sync &&
         input_waiting(s, 0)) {
         s->out.len = s->delay_hold; /* the banner was held: it is never sent */
+        s->out.data[s->out.len] = '\0';
         sync_error(s, "input sent without waiting for greeting", "connection from");
         return SESSION_CLOSE;
     }
