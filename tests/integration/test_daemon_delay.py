@@ -2,7 +2,8 @@
 workers and more clients than that inside a 20 s delay, a new client gets its banner and
 sends a message at once; the delayed clients get their reply no sooner than the delay,
 after the replies before it (pipelined) went out first, as Exim flushes them; a client
-that closes during its delay ends the delay; a -bh session only traces the delay."""
+that closes during its delay ends the delay, and so does a SIGTERM drain; a -bh session
+only traces the delay."""
 
 import re
 import threading
@@ -97,3 +98,22 @@ def test_delay_in_bh_is_traced_only(postern_factory):
     lines = out.splitlines()
     traced = [i for i, l in enumerate(lines) if "skipped in -bh mode" in l][0]
     assert any(l.startswith("250") for l in lines[traced:]), out
+
+
+def test_sigterm_ends_delays(postern_factory):
+    # a drain kicks sessions in a delay like idle ones: the delay ends, the client is told
+    p = _delay_server(postern_factory)
+    clients = []
+    for i in range(3):
+        c = p.connect(timeout=DELAY)
+        c.expect("EHLO drained%d.example" % i, 250)
+        c.expect("MAIL FROM:<s@example.org>", 250)
+        c.send("RCPT TO:<slow@localhost>\r\n")
+        clients.append(c)
+    p.wait_log(r"DELAYING", count=3)
+    t0 = time.monotonic()
+    assert p.stop() == 0
+    assert time.monotonic() - t0 < DELAY / 2, "the drain waited for the delays"
+    for c in clients:
+        out = c.read_until_close(timeout=5)
+        assert re.search(r"^421 .*service shutting down", out, re.M), out
