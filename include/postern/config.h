@@ -134,8 +134,8 @@ struct config {
     const char *local_interfaces;         /* Exim list, default "<; 0.0.0.0 ; ::" */
     const char *daemon_smtp_ports;        /* Exim list, default "25" */
     int smtp_connect_backlog;             /* default 1024 */
-    int smtp_accept_max;                  /* 0 = unlimited; default 5000 */
-    const char *smtp_accept_max_per_host; /* expanded; NULL/"" = unlimited */
+    int smtp_accept_max;                  /* 0 = unlimited; default 10000 */
+    const char *smtp_accept_max_per_host; /* expanded; NULL = 100 for direct clients */
     int smtp_worker_threads;              /* 0 = number of CPUs x 4 */
 
     /* PROXY protocol */
@@ -146,7 +146,8 @@ struct config {
     int64_t message_size_limit;             /* bytes, default 50M; 0 = none */
     int recipients_max;                     /* default 50000; 0 = none */
     int smtp_max_unknown_commands;          /* default 3 */
-    int64_t smtp_receive_timeout;           /* seconds, default 300 */
+    int64_t smtp_receive_timeout;           /* seconds per input line, default 300 */
+    int64_t smtp_data_timeout;              /* seconds for a whole DATA, default 1800; 0 = none */
     int smtp_max_line_length;               /* command line limit, default 2048 (RFC min 512) */
     bool smtp_enforce_sync;                 /* default true */
     const char *pipelining_advertise_hosts; /* default "*" */

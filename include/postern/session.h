@@ -40,6 +40,8 @@ enum session_action {
     SESSION_CONTINUE,      /* wait for more input (after flushing s->out) */
     SESSION_WAIT_COMMIT,   /* do not read; the committer will call session_commit_done */
     SESSION_CLOSE,         /* flush s->out, then close */
+    SESSION_WAIT_DELAY,    /* an ACL said "delay =": send s->out up to delay_hold, wait until
+                              delay_until_ms, call session_delay_done, then carry on */
 };
 
 /* How the session reaches the world outside its buffers. */
@@ -130,6 +132,15 @@ struct session {
     bool data_line_start;      /* next byte starts a line */
     bool data_prev_crlf;       /* the previous line ended with CRLF (end marker rule) */
 
+    /* timing (connection lifetime; written and read by the owner thread only). The
+     * transport turns these into the connection's deadline (smtp_receive_timeout per
+     * input line, smtp_data_timeout per message) and honours an ACL's delay. */
+    int64_t line_wait_since_ms; /* the session began waiting for the input line now due */
+    int64_t data_started_ms;    /* 354 was sent (meaningful in SESSION_DATA only) */
+    int64_t delay_until_ms;     /* "delay =" pending: hold output from delay_hold until then */
+    size_t delay_hold;          /* bytes of s->out that go out before the delay, as in Exim */
+    enum acl_where delay_where; /* the ACL that asked for the delay */
+
     /* commit hand-back (written by the committer thread, read by a worker) */
     _Atomic int commit_state;  /* 0 none, 1 in flight, 2 done ok, 3 done failed */
     const char *commit_reason; /* set before commit_state is stored with release */
@@ -162,6 +173,12 @@ enum session_action session_process(struct session *s);
 bool session_commit_start(struct session *s);
 /* After commit_finished: produce the post-DATA reply and carry on with queued input. */
 enum session_action session_commit_resume(struct session *s);
+/* After SESSION_WAIT_DELAY (or any action returned while delay_until_ms is set), once the
+ * delay is over or the client closed: clears the delay and restarts the input clock. A
+ * delay in the connect ACL is where early talkers are caught: if the client spoke during
+ * it (and smtp_enforce_sync is on), the held banner becomes a 554 and the session closes.
+ * Returns the action to continue with (the caller's own, or SESSION_CLOSE). */
+enum session_action session_delay_done(struct session *s, enum session_action then);
 /* Timeouts and shutdown: produce a 421 and close. */
 enum session_action session_timeout(struct session *s);
 enum session_action session_shutdown_notice(struct session *s);

@@ -85,7 +85,7 @@ static const struct opt_def main_options[] = {
     OPT_S(local_interfaces, "<; 0.0.0.0 ; ::"),
     OPT_S(daemon_smtp_ports, "25"),
     OPT_I(smtp_connect_backlog, "1024", 1, 65535),
-    OPT_I(smtp_accept_max, "5000", 0, INT_MAX),
+    OPT_I(smtp_accept_max, "10000", 0, INT_MAX),
     OPT_S(smtp_accept_max_per_host, NULL),
     OPT_I(smtp_worker_threads, "0", 0, 4096),
     /* PROXY protocol */
@@ -97,6 +97,7 @@ static const struct opt_def main_options[] = {
     OPT_I(recipients_max, "50000", 0, INT_MAX),
     OPT_I(smtp_max_unknown_commands, "3", 0, INT_MAX),
     OPT_T(smtp_receive_timeout, "5m"),
+    OPT_T(smtp_data_timeout, "30m"),
     OPT_I(smtp_max_line_length, "2048", 512, 1048576),
     OPT_B(smtp_enforce_sync, "true"),
     OPT_S(pipelining_advertise_hosts, "*"),

@@ -2,7 +2,10 @@
  * acceptor.c - the listening sockets and the acceptor thread: accept4, connection limits
  * (421 when over), and for peers in proxy_required_hosts the PROXY stage on the
  * acceptor's own epoll (peek, proxy_parse, consume exactly the header, deadline
- * proxy_protocol_timeout), then the hand-off to the worker pool.
+ * proxy_protocol_timeout; an incomplete header at the deadline is discarded), then the
+ * hand-off to the worker pool. Out of descriptors, it pauses accepting (see nofd below).
+ * Threads: listeners_open_all() runs in the main thread before the threads start; the rest
+ * is the acceptor thread's.
  */
 #include "server_internal.h"
 
@@ -256,11 +259,28 @@ static void proxy_try(struct conn *c)
     }
 }
 
+/* Drop the bytes of a header that never completed: they are not SMTP (a v2 signature even
+ * contains "QUIT\n"). Everything there belongs to the header, since it is incomplete; the
+ * bound stops a peer that keeps sending from holding the acceptor. */
+static void proxy_discard_partial(struct conn *c)
+{
+    uint8_t sink[4096];
+    for (size_t total = 0; total < PROXY_V2_MAX_LEN + sizeof sink;) {
+        ssize_t r = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;
+        total += (size_t)r;
+    }
+}
+
 static void proxy_expire(int64_t now)
 {
     while (srv.proxy_wait_head && srv.proxy_wait_head->proxy_deadline_ms <= now) {
         struct conn *c = srv.proxy_wait_head;
         proxy_stage_leave(c);
+        proxy_discard_partial(c);
         conn_hand_off(c, NULL, true, "timeout waiting for the PROXY header");
     }
 }
@@ -292,9 +312,15 @@ static const char *accept_var(struct expand_ctx *ctx, const char *name)
     return NULL;
 }
 
-static int per_host_limit(const struct config *cfg, const char *peer_ip)
+/* Unset, smtp_accept_max_per_host is this for direct clients (one host cannot take every
+ * slot), and no limit for proxy hosts (a load balancer carries many clients). */
+#define DEFAULT_ACCEPT_MAX_PER_HOST 100
+
+static int per_host_limit(const struct config *cfg, const char *peer_ip, bool proxy_host)
 {
-    if (!cfg->smtp_accept_max_per_host || !cfg->smtp_accept_max_per_host[0])
+    if (!cfg->smtp_accept_max_per_host)
+        return proxy_host ? 0 : DEFAULT_ACCEPT_MAX_PER_HOST;
+    if (!cfg->smtp_accept_max_per_host[0])
         return 0;
     struct arena arena;
     arena_init(&arena, 1024);
@@ -321,69 +347,170 @@ static void refuse(int fd, const char *hostname, const char *text)
     close(fd);
 }
 
-static void accept_one(struct listener *l)
+/* Running out of descriptors (EMFILE/ENFILE): the listeners leave the acceptor's epoll
+ * for ACCEPT_BACKOFF_MS (its epoll timeout brings them back) while PROXY-stage connections
+ * keep being served and timed out. One log line when an episode starts and one with the
+ * count when accepting works again, instead of one per failed accept4. Acceptor only. */
+#define ACCEPT_BACKOFF_MS 100
+
+static struct {
+    bool active;       /* an episode is under way */
+    bool paused;       /* the listeners are out of the epoll */
+    int64_t resume_ms; /* when to put them back */
+    int64_t started_ms;
+    int64_t last_failure_ms;
+    long failures; /* failed accept4 calls in this episode */
+    int err;       /* the errno that started it */
+} nofd;
+
+static void listeners_watch(bool on)
+{
+    for (int i = 0; i < srv.listener_count; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv.listeners[i]};
+        epoll_ctl(srv.acceptor_epoll, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, srv.listeners[i].fd, &ev);
+    }
+}
+
+static void nofd_failed(int err)
+{
+    int64_t now = time_mono_ms();
+    if (!nofd.active) {
+        nofd.active = true;
+        nofd.started_ms = now;
+        nofd.failures = 0;
+        nofd.err = err;
+        log_write(LOG_MAIN | LOG_PANIC, NULL,
+                  "accept: %s: not accepting for now (logged once until it clears)", strerror(err));
+    }
+    nofd.failures++;
+    nofd.last_failure_ms = now;
+    if (!nofd.paused)
+        listeners_watch(false);
+    nofd.paused = true;
+    nofd.resume_ms = now + ACCEPT_BACKOFF_MS;
+}
+
+/* The episode is over when the listen queue is empty (everything waiting was accepted),
+ * or accepts have worked for a while: one success between failures does not end it. */
+#define NOFD_QUIET_MS 1000
+
+static void nofd_cleared(bool queue_empty)
+{
+    if (!nofd.active || (!queue_empty && time_mono_ms() - nofd.last_failure_ms < NOFD_QUIET_MS))
+        return;
+    nofd.active = false;
+    log_write(LOG_MAIN | LOG_PANIC, NULL,
+              "accept: %s: cleared after %ld failed accepts in %.1fs; accepting again",
+              strerror(nofd.err), nofd.failures, (double)(time_mono_ms() - nofd.started_ms) / 1000);
+}
+
+/* The acceptor's epoll timeout: the first PROXY deadline or the end of a back-off. */
+static int acceptor_wait_ms(void)
+{
+    int64_t now = time_mono_ms(), until = -1;
+    if (srv.proxy_wait_head)
+        until = srv.proxy_wait_head->proxy_deadline_ms;
+    if (nofd.paused && (until < 0 || nofd.resume_ms < until))
+        until = nofd.resume_ms;
+    if (until < 0)
+        return -1;
+    return until <= now ? 0 : (int)(until - now);
+}
+
+static void nofd_resume_due(void)
+{
+    if (nofd.paused && time_mono_ms() >= nofd.resume_ms) {
+        nofd.paused = false;
+        listeners_watch(true); /* level-triggered: a waiting connection reports at once */
+    }
+}
+
+/* Limits count real peers, before any PROXY header (as the seed says). Returns false (and
+ * has refused and freed c) when over a limit. */
+static bool accept_within_limits(struct conn *c, bool proxy_host)
+{
+    const struct config *cfg = c->cfg;
+    int live = atomic_load(&srv.live);
+    const char *why = NULL, *text = NULL;
+    if (cfg->smtp_accept_max > 0 && live >= cfg->smtp_accept_max) {
+        why = "too many connections";
+        text = "Too many concurrent SMTP connections; please try again later.";
+    } else {
+        int per_host = per_host_limit(cfg, c->peer_ip, proxy_host);
+        pthread_mutex_lock(&srv.registry_lock);
+        int from_host = host_count_add(c->peer_ip, 1);
+        if (per_host > 0 && from_host > per_host) {
+            host_count_add(c->peer_ip, -1);
+            why = "too many connections from that IP address";
+            text = "Too many concurrent SMTP connections from this IP address; please try "
+                   "again later.";
+        }
+        pthread_mutex_unlock(&srv.registry_lock);
+    }
+    if (!why)
+        return true;
+    log_write(LOG_MAIN, NULL, "Connection from [%s] refused: %s", c->peer_ip, why);
+    refuse(c->fd, cfg->primary_hostname, text);
+    snapshot_put(cfg);
+    free(c);
+    return false;
+}
+
+enum accept_status { ACCEPT_DONE, ACCEPT_EMPTY, ACCEPT_NOFD };
+
+static enum accept_status accept_one(struct listener *l)
 {
     struct sockaddr_storage peer, local;
     socklen_t plen = sizeof peer, llen = sizeof local;
     int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        if (errno == EMFILE || errno == ENFILE) {
+            nofd_failed(errno);
+            return ACCEPT_NOFD;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            nofd_cleared(true);
+            return ACCEPT_EMPTY;
+        }
+        if (errno != EINTR && errno != ECONNABORTED)
             log_write(LOG_MAIN | LOG_PANIC, NULL, "accept: %s", strerror(errno));
-        if (errno == EMFILE || errno == ENFILE)
-            usleep(10000);
-        return;
+        return ACCEPT_DONE; /* a transient error on one connection: try the next */
     }
-    const struct config *cfg = snapshot_get();
+    nofd_cleared(false);
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         die("out of memory accepting a connection");
     c->kind = KIND_CONN;
     c->fd = fd;
-    c->cfg = cfg;
+    c->cfg = snapshot_get();
     sockaddr_text(&peer, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
     getsockname(fd, (struct sockaddr *)&local, &llen);
     sockaddr_text(&local, c->local_ip, sizeof c->local_ip, &c->local_port);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-    /* Limits count real peers, before any PROXY header (as the seed says). */
-    int live = atomic_load(&srv.live);
-    if (cfg->smtp_accept_max > 0 && live >= cfg->smtp_accept_max) {
-        log_write(LOG_MAIN, NULL, "Connection from [%s] refused: too many connections", c->peer_ip);
-        refuse(fd, cfg->primary_hostname,
-               "Too many concurrent SMTP connections; please try again later.");
-        snapshot_put(cfg);
-        free(c);
-        return;
-    }
-    int per_host = per_host_limit(cfg, c->peer_ip);
-    pthread_mutex_lock(&srv.registry_lock);
-    int from_host = host_count_add(c->peer_ip, 1);
-    if (per_host > 0 && from_host > per_host) {
-        host_count_add(c->peer_ip, -1);
-        pthread_mutex_unlock(&srv.registry_lock);
-        log_write(LOG_MAIN, NULL,
-                  "Connection from [%s] refused: too many connections from that IP address",
-                  c->peer_ip);
-        refuse(fd, cfg->primary_hostname,
-               "Too many concurrent SMTP connections from this IP address; please try again "
-               "later.");
-        snapshot_put(cfg);
-        free(c);
-        return;
-    }
-    pthread_mutex_unlock(&srv.registry_lock);
+    bool proxy_host = host_in_list(c->cfg, c->cfg->proxy_required_hosts, c->peer_ip);
+    if (!accept_within_limits(c, proxy_host))
+        return ACCEPT_DONE;
     atomic_fetch_add(&srv.live, 1);
-    c->timeout_ms = cfg->smtp_receive_timeout * 1000;
-    atomic_store(&c->last_activity_ms, time_mono_ms());
-    registry_add(c);
+    registry_add(c); /* no deadline yet: the PROXY stage has its own, the hand-off sets one */
 
-    if (host_in_list(cfg, cfg->proxy_required_hosts, c->peer_ip)) {
-        proxy_stage_enter(c, time_mono_ms() + cfg->proxy_protocol_timeout * 1000);
+    if (proxy_host) {
+        proxy_stage_enter(c, time_mono_ms() + c->cfg->proxy_protocol_timeout * 1000);
         proxy_try(c); /* the header may already be here */
-        return;
+        return ACCEPT_DONE;
     }
     conn_hand_off(c, NULL, false, NULL);
+    return ACCEPT_DONE;
+}
+
+/* Accept what is waiting on l, up to a batch: stop when the queue is empty or descriptors
+ * ran out. */
+static void accept_batch(struct listener *l)
+{
+    for (int k = 0; k < 64; k++)
+        if (accept_one(l) != ACCEPT_DONE)
+            return;
 }
 
 void *acceptor_main(void *arg)
@@ -391,12 +518,7 @@ void *acceptor_main(void *arg)
     (void)arg;
     struct epoll_event events[64];
     for (;;) {
-        int timeout = -1;
-        if (srv.proxy_wait_head) {
-            int64_t wait = srv.proxy_wait_head->proxy_deadline_ms - time_mono_ms();
-            timeout = wait < 0 ? 0 : (int)wait;
-        }
-        int n = epoll_wait(srv.acceptor_epoll, events, 64, timeout);
+        int n = epoll_wait(srv.acceptor_epoll, events, 64, acceptor_wait_ms());
         if (n < 0 && errno != EINTR) {
             log_write(LOG_PANIC, NULL, "acceptor epoll_wait: %s", strerror(errno));
             break;
@@ -406,14 +528,14 @@ void *acceptor_main(void *arg)
             if (kind == KIND_WAKEUP)
                 goto done;
             if (kind == KIND_LISTENER) {
-                struct listener *l = events[i].data.ptr;
-                for (int k = 0; k < 64; k++)
-                    accept_one(l);
+                if (!nofd.paused) /* an event fetched before the listeners left the epoll */
+                    accept_batch(events[i].data.ptr);
             } else {
                 proxy_try(events[i].data.ptr);
             }
         }
         proxy_expire(time_mono_ms());
+        nofd_resume_due();
     }
 done:
     /* connections still waiting for a header are dropped */

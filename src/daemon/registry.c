@@ -2,7 +2,9 @@
  * registry.c - the live connections of the daemon: a list for timeouts and draining, and
  * per-host counts for smtp_accept_max_per_host, both under srv.registry_lock. The
  * main thread sweeps it once a second; it never touches a session, it only "kicks" a
- * connection (conn->kick + shutdown(SHUT_RD)) so that its owner answers 421.
+ * connection whose deadline (conn->deadline_ms, set by its owner) has passed
+ * (conn->kick + shutdown(SHUT_RD)) so that its owner answers 421. Called by the acceptor
+ * (add), the owner of a connection (close) and the main thread (sweep).
  */
 #include "server_internal.h"
 
@@ -86,21 +88,33 @@ void conn_close(struct conn *c)
     atomic_fetch_sub(&srv.live, 1);
 }
 
-/* Main thread: time out idle sessions; when draining, notify the idle ones. */
+/* A kicked connection whose owner has not closed it after this long (a client that reads
+ * none of our replies keeps its 421 unsent) has its write side shut too: the owner's next
+ * send fails and it closes. */
+#define KICK_GRACE_MS 10000
+
+/* Main thread: time out sessions past their deadline (conn_deadline in worker.c); when
+ * draining, notify the idle ones. */
 void registry_sweep(int64_t now, bool draining, bool force)
 {
     pthread_mutex_lock(&srv.registry_lock);
     for (struct conn *c = srv.registry; c; c = c->next) {
-        if (atomic_load(&c->kick) != KICK_NONE)
+        if (atomic_load(&c->kick) != KICK_NONE) {
+            if (c->kicked_ms && now - c->kicked_ms > KICK_GRACE_MS) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->kicked_ms = 0;
+            }
             continue;
-        int64_t timeout_ms = c->timeout_ms;
+        }
+        int64_t deadline = atomic_load(&c->deadline_ms);
         int reason = KICK_NONE;
         if (draining && (force || !atomic_load(&c->in_message)))
             reason = KICK_SHUTDOWN;
-        else if (timeout_ms > 0 && now - atomic_load(&c->last_activity_ms) > timeout_ms)
+        else if (deadline > 0 && now >= deadline)
             reason = KICK_TIMEOUT;
         if (reason != KICK_NONE) {
             atomic_store(&c->kick, reason);
+            c->kicked_ms = now;
             shutdown(c->fd, SHUT_RD); /* the owner sees EOF and looks at kick */
         }
     }

@@ -1,12 +1,13 @@
 /*
  * server.c - the running daemon: listening sockets, the acceptor thread (connection
  * limits, the PROXY header for proxy_required_hosts), a fixed pool of worker threads on
- * one shared epoll with EPOLLONESHOT, and the main thread's signal loop (SIGHUP reload,
- * SIGTERM drain, idle timeouts).
+ * one shared epoll with EPOLLONESHOT, the delay thread (ACL "delay ="), and the main
+ * thread's signal loop (SIGHUP reload, SIGTERM drain, the once-a-second timeout sweep).
  *
  * Who owns a connection (struct conn): the acceptor from accept() until the hand-off;
  * then whichever worker took its epoll event, until that worker re-arms it; while a
- * message commit is in flight, the spool committer, which re-arms it when done. Only the
+ * message commit is in flight, the spool committer, which re-arms it when done; while an
+ * ACL delay runs, the delay thread (delay.c), which re-arms it likewise. Only the
  * owner reads or writes the session. The main thread never touches a session: to time
  * one out or drain it, it sets conn->kick and shuts down the socket's read side under
  * the registry lock, which makes the owner (or the next worker) see EOF and act.
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct server_state srv = {.registry_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -97,6 +99,8 @@ static bool start_threads(const struct config *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "cannot start worker thread %d", i);
             return false;
         }
+    if (!delay_thread_start(err, errlen))
+        return false;
     if (pthread_create(&srv.acceptor, NULL, acceptor_main, NULL) != 0) {
         snprintf(err, errlen, "cannot start the acceptor thread");
         return false;
@@ -132,12 +136,36 @@ static void drain_and_stop(void)
             break;
         usleep(20000);
     }
+    /* sessions still in a delay go back to the workers, which are still running */
+    delay_thread_stop();
     /* the wakeup eventfd is level-triggered and stays readable: every worker exits */
     if (write(srv.worker_wakeup_fd, &one, sizeof one) < 0)
         log_write(LOG_PANIC, NULL, "wakeup: %s", strerror(errno));
     for (int i = 0; i < srv.worker_count; i++)
         pthread_join(srv.workers[i], NULL);
     free(srv.workers);
+}
+
+/* Connections are cheap here (no thread each), so the open-file limit is what bounds
+ * them: raise the soft limit to the hard one, and say so when smtp_accept_max cannot be
+ * reached (the acceptor then meets EMFILE and pauses instead of refusing with 421). */
+static void raise_file_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* each connection is one descriptor, two more while it writes a message to the spool */
+    rlim_t wanted = (rlim_t)cfg->smtp_accept_max + 256;
+    if (cfg->smtp_accept_max > 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
+        log_write(LOG_MAIN, NULL,
+                  "open-file limit %llu is below smtp_accept_max (%d) + 256: connections beyond "
+                  "it wait in the listen queue",
+                  (unsigned long long)rl.rlim_cur, cfg->smtp_accept_max);
 }
 
 int server_run(const struct server_options *opts)
@@ -169,6 +197,7 @@ int server_run(const struct server_options *opts)
         }
     }
     write_pid_file(opts->pid_file);
+    raise_file_limit(cfg);
 
     sigset_t set;
     sigemptyset(&set);

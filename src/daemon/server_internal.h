@@ -46,9 +46,17 @@ struct conn {
     int64_t proxy_deadline_ms;
     struct conn *prev, *next;  /* registry, under registry_lock */
     struct conn *pending_next; /* acceptor's PROXY wait list (acceptor only) */
-    int64_t timeout_ms;        /* smtp_receive_timeout of its config, set before registration */
-    _Atomic int64_t last_activity_ms;
+    /* When the main thread's sweep times the connection out (monotonic ms; 0 = never):
+     * written by the owner after each turn (the acceptor, a worker), read by the sweep. */
+    _Atomic int64_t deadline_ms;
+    int64_t kicked_ms; /* when the sweep kicked it (main thread only) */
     _Atomic int kick;
+    /* "delay =" (worker.c, delay.c): the action the session returned, carried out when the
+     * delay thread gives the connection back; owned by whoever owns the connection. */
+    enum session_action delay_then;
+    bool delayed;
+    int64_t delay_until_ms;  /* the delay thread's copy of the deadline (under its lock) */
+    size_t delay_heap_index; /* position in the delay thread's heap (under its lock) */
     /* Ownership hand-off through the epoll: the thread that arms the connection bumps it
      * (release) and the worker that takes the event reads it (acquire). epoll itself
      * orders the two, but this makes the hand-off visible to ThreadSanitizer and to the
@@ -96,7 +104,16 @@ void registry_sweep(int64_t now, bool draining, bool force);
 bool listeners_open_all(const struct config *cfg, char *err, size_t errlen);
 void *acceptor_main(void *arg);
 
+/* delay.c: the delay thread (ACL "delay =") */
+bool delay_thread_start(char *err, size_t errlen);
+void delay_thread_stop(void);
+/* A worker hands over a connection whose session waits until until_ms (or until the client
+ * closes or the sweep kicks it); the delay thread then re-arms it in the worker epoll. */
+void delay_enter(struct conn *c, int64_t until_ms);
+
 /* worker.c */
+void conn_arm(struct conn *c, uint32_t events);
+int64_t conn_deadline(const struct conn *c);
 void conn_hand_off(struct conn *c, const struct proxy_result *pr, bool proxy_required,
                    const char *proxy_error);
 void *worker_main(void *arg);

@@ -4,7 +4,8 @@
  * -bh IP[.port] (a test session as if from that host: ACL decisions are traced with
  * ">>> " lines and nothing is queued).
  *
- * Single-threaded except for the spool committer. Input is fed to the session line by
+ * Single-threaded except for the spool committer; an ACL delay sleeps here, since this
+ * process serves only this session. Input is fed to the session line by
  * line, so synchronization checks never fire on piped input (documented in docs/config.md).
  */
 #include "daemon.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct stdio_transport {
@@ -73,6 +75,39 @@ static enum session_action wait_commit(struct session *s, struct stdio_transport
     return session_commit_resume(s);
 }
 
+/* An ACL's "delay =": this process is the session's own (as in Exim), so it sleeps, after
+ * sending the replies before the delay. (-bh never gets here: it only traces delays.) */
+static enum session_action stdio_delay(struct session *s, enum session_action then)
+{
+    fwrite(s->out.data, 1, s->delay_hold, stdout);
+    fflush(stdout);
+    buf_consume(&s->out, s->delay_hold);
+    s->delay_hold = 0;
+    for (int64_t left; (left = s->delay_until_ms - time_mono_ms()) > 0;) {
+        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return session_delay_done(s, then);
+}
+
+/* Carry the session on through delays and commits until it waits for input or closes. */
+static enum session_action stdio_settle(struct session *s, struct stdio_transport *t,
+                                        enum session_action a)
+{
+    for (;;) {
+        if (s->delay_until_ms) {
+            a = stdio_delay(s, a);
+            if (a == SESSION_CONTINUE)
+                a = session_process(s);
+            continue;
+        }
+        if (a != SESSION_WAIT_COMMIT)
+            return a;
+        flush_out(s);
+        a = session_commit_start(s) ? wait_commit(s, t) : session_process(s);
+    }
+}
+
 /* "1.2.3.4" or "1.2.3.4.25" / "::1.25": split a trailing port as Exim's -bh does. */
 static int split_host(const char *host, char *ip, size_t iplen)
 {
@@ -102,7 +137,7 @@ int stdio_session_run(const struct config *cfg, const char *host, bool test_mode
     struct session *s = session_new(cfg, &stdio_ops, host ? ip : NULL, port, "127.0.0.1", 25);
     s->transport = &t;
     s->test_mode = test_mode;
-    enum session_action a = session_start(s);
+    enum session_action a = stdio_settle(s, &t, session_start(s));
     flush_out(s);
     char *line = NULL;
     size_t cap = 0;
@@ -113,11 +148,7 @@ int stdio_session_run(const struct config *cfg, const char *host, bool test_mode
             break;
         }
         buf_append(&s->in, line, (size_t)n);
-        a = session_process(s);
-        while (a == SESSION_WAIT_COMMIT) {
-            flush_out(s);
-            a = session_commit_start(s) ? wait_commit(s, &t) : session_process(s);
-        }
+        a = stdio_settle(s, &t, session_process(s));
         flush_out(s);
     }
     flush_out(s);

@@ -1,8 +1,9 @@
 /*
  * worker.c - the worker pool: threads sharing one epoll with EPOLLONESHOT. A worker
  * owns a connection from the moment it takes its event until it re-arms it: it reads
- * what is there (bounded per turn), runs the session, writes the replies, and re-arms
- * (or lets the spool committer re-arm after a commit).
+ * what is there (bounded per turn), runs the session, writes the replies, sets the
+ * connection's timeout deadline, and re-arms (or hands it to the spool committer or, for an
+ * ACL's "delay =", to the delay thread, which re-arm it when they are done).
  */
 #include "server_internal.h"
 
@@ -31,13 +32,33 @@ static bool conn_input_pending(struct session *s)
     return n > 0;
 }
 
-static void conn_arm(struct conn *c, uint32_t events)
+void conn_arm(struct conn *c, uint32_t events)
 {
     int fd = c->fd; /* after the release below, c belongs to whoever takes the event */
     struct epoll_event ev = {.events = events | EPOLLONESHOT | EPOLLRDHUP, .data.ptr = c};
     atomic_fetch_add_explicit(&c->handoff, 1, memory_order_release);
     if (epoll_ctl(srv.worker_epoll, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
         epoll_ctl(srv.worker_epoll, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* When the sweep should time the session out (0 = not now): smtp_receive_timeout after it
+ * began waiting for its current input line (a command, or a line of message data), and
+ * in DATA no later than smtp_data_timeout after the 354. Owner thread. */
+int64_t conn_deadline(const struct conn *c)
+{
+    const struct session *s = c->s;
+    const struct config *cfg = s->cfg;
+    if (s->state == SESSION_COMMIT_WAIT || s->delay_until_ms)
+        return 0; /* the committer or the delay thread has it; the client is not late */
+    int64_t deadline = 0;
+    if (cfg->smtp_receive_timeout > 0)
+        deadline = s->line_wait_since_ms + cfg->smtp_receive_timeout * 1000;
+    if (s->state == SESSION_DATA && cfg->smtp_data_timeout > 0) {
+        int64_t whole = s->data_started_ms + cfg->smtp_data_timeout * 1000;
+        if (!deadline || whole < deadline)
+            deadline = whole;
+    }
+    return deadline;
 }
 
 /* Committer thread: the message is durable (or failed); give the session back to a
@@ -58,39 +79,47 @@ static const struct session_ops conn_session_ops = {
     .message_accepted = conn_message_accepted,
 };
 
-/* Write as much of s->out as the socket takes; false on a hard error. */
-static bool conn_flush(struct conn *c)
+/* Write as much of the first limit bytes of s->out as the socket takes; false on a hard
+ * error. Returns the count written in *sent. */
+static bool conn_flush_upto(struct conn *c, size_t limit, size_t *sent)
 {
     struct buf *out = &c->s->out;
     size_t done = 0;
-    while (done < out->len) {
-        ssize_t n = send(c->fd, out->data + done, out->len - done, MSG_NOSIGNAL);
+    bool ok = true;
+    if (limit > out->len)
+        limit = out->len;
+    while (done < limit) {
+        ssize_t n = send(c->fd, out->data + done, limit - done, MSG_NOSIGNAL);
         if (n > 0) {
             done += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        buf_consume(out, done);
-        return false;
+        ok = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        break;
     }
     buf_consume(out, done);
-    return true;
+    *sent = done;
+    return ok;
+}
+
+static bool conn_flush(struct conn *c)
+{
+    size_t sent;
+    return conn_flush_upto(c, c->s->out.len, &sent);
 }
 
 /* Read what the client has sent (bounded per turn); returns 1 data (3: data, and the
- * socket had no more: a short read), 0 EOF, -1 error, 2 nothing available. */
+ * socket had no more: a short read), 0 EOF, -1 error, 2 nothing available. The bytes go
+ * through a per-thread buffer, so an idle connection's input buffer stays as small as
+ * what it actually holds (thousands of slow clients must stay cheap). */
 static int conn_read(struct conn *c)
 {
-    struct buf *in = &c->s->in;
-    buf_reserve(in, READ_CHUNK);
-    ssize_t n = recv(c->fd, in->data + in->len, READ_CHUNK, 0);
+    static _Thread_local char chunk[READ_CHUNK];
+    ssize_t n = recv(c->fd, chunk, sizeof chunk, 0);
     if (n > 0) {
-        in->len += (size_t)n;
-        in->data[in->len] = '\0';
-        atomic_store_explicit(&c->last_activity_ms, time_mono_ms(), memory_order_relaxed);
+        buf_append(&c->s->in, chunk, (size_t)n);
         return n < READ_CHUNK ? 3 : 1;
     }
     if (n == 0)
@@ -110,65 +139,117 @@ static void conn_handle_closing_flush(struct conn *c)
     conn_arm(c, EPOLLOUT);
 }
 
-static void conn_handle(struct conn *c)
+/* An ACL said "delay =": send the replies before it (as Exim flushes them), then hand the
+ * connection to the delay thread; a worker carries on with `then` when it is over. */
+static void conn_delay(struct conn *c, enum session_action then)
 {
     struct session *s = c->s;
-    enum session_action action = SESSION_CONTINUE;
+    size_t sent = 0;
+    if (!conn_flush_upto(c, s->delay_hold, &sent)) {
+        session_lost(s, "write failed");
+        conn_close(c);
+        return;
+    }
+    s->delay_hold -= sent;
+    c->delay_then = then;
+    c->delayed = true;
+    atomic_store(&c->deadline_ms, 0);
+    delay_enter(c, s->delay_until_ms); /* do not touch c again */
+}
 
+/* What the session does first in this turn: its banner, the end of a commit or a delay. */
+static enum session_action conn_turn_begin(struct conn *c)
+{
+    struct session *s = c->s;
+    if (c->delayed) {
+        c->delayed = false;
+        enum session_action a = session_delay_done(s, c->delay_then);
+        return a == SESSION_CONTINUE ? session_process(s) : a; /* input held back meanwhile */
+    }
     if (!c->started) {
         c->started = true;
-        action = session_start(s);
-    } else if (s->state == SESSION_COMMIT_WAIT) {
-        action = session_commit_resume(s);
+        enum session_action a = session_start(s);
+        s->line_wait_since_ms = time_mono_ms();
+        return a;
     }
+    if (s->state == SESSION_COMMIT_WAIT) {
+        s->line_wait_since_ms = time_mono_ms();
+        return session_commit_resume(s);
+    }
+    return SESSION_CONTINUE;
+}
 
-    /* Read and process until the socket is drained, the session waits for the spool, or
-     * this turn has had its share. */
-    bool eof = false;
-    for (int turn = 0; action == SESSION_CONTINUE && turn < READS_PER_TURN; turn++) {
+/* Read and process until the socket is drained, the session waits (spool, delay), or this
+ * turn has had its share. Sets *eof when the client (or a kick) closed the read side. */
+static enum session_action conn_turn_read(struct conn *c, enum session_action action, bool *eof)
+{
+    struct session *s = c->s;
+    for (int turn = 0; action == SESSION_CONTINUE && !s->delay_until_ms && turn < READS_PER_TURN;
+         turn++) {
         if (s->out.len > 256 * 1024)
             break; /* the client is not reading its replies: flush first */
         int r = conn_read(c);
         if (r == 2)
             break;
         if (r <= 0) {
-            eof = true;
+            *eof = true;
             break;
         }
         action = session_process(s);
         if (r == 3)
             break; /* a short read drained the socket: re-arming reports anything newer */
     }
+    return action;
+}
 
-    if (eof && action == SESSION_CONTINUE) {
-        int kick = atomic_load(&c->kick);
-        if (kick == KICK_TIMEOUT)
-            action = session_timeout(s);
-        else if (kick == KICK_SHUTDOWN)
-            action = session_shutdown_notice(s);
-        else {
-            session_lost(s, NULL);
-            action = SESSION_CLOSE;
-            buf_clear(&s->out);
-        }
-    }
-    /* A finished message goes to the committer only once the replies before it are out:
+static enum session_action conn_turn_eof(struct conn *c)
+{
+    struct session *s = c->s;
+    int kick = atomic_load(&c->kick);
+    if (kick == KICK_TIMEOUT)
+        return session_timeout(s);
+    if (kick == KICK_SHUTDOWN)
+        return session_shutdown_notice(s);
+    session_lost(s, NULL);
+    buf_clear(&s->out);
+    return SESSION_CLOSE;
+}
+
+static void conn_handle(struct conn *c)
+{
+    struct session *s = c->s;
+    bool eof = false;
+    enum session_action action = conn_turn_begin(c);
+    action = conn_turn_read(c, action, &eof);
+    if (eof && action == SESSION_CONTINUE && !s->delay_until_ms)
+        action = conn_turn_eof(c);
+
+    /* A delay comes first (its reply, and a commit after the DATA ACL, wait for it). A
+     * finished message goes to the committer only once the replies before it are out:
      * after session_commit_start the session is the committer's, not ours. */
-    while (action == SESSION_WAIT_COMMIT) {
+    for (;;) {
+        if (s->delay_until_ms) {
+            conn_delay(c, action);
+            return; /* do not touch c again: the delay thread re-arms it */
+        }
+        if (action != SESSION_WAIT_COMMIT)
+            break;
         atomic_store(&c->in_message, true);
+        atomic_store(&c->deadline_ms, 0);
         if (!conn_flush(c)) {
             session_lost(s, "write failed");
             conn_close(c);
             return;
         }
         if (session_commit_start(s))
-            return; /* do not touch c again: the committer re-arms it */
+            return;                  /* do not touch c again: the committer re-arms it */
         action = session_process(s); /* could not commit: 451 sent, carry on */
     }
 
     /* Only a message on its way in (data being read, or being committed) may delay a
      * drain; a session idle between commands is told 421 at once. */
     atomic_store(&c->in_message, s->state == SESSION_DATA || s->state == SESSION_COMMIT_WAIT);
+    atomic_store(&c->deadline_ms, conn_deadline(c));
 
     if (action == SESSION_CLOSE) {
         conn_handle_closing_flush(c);
@@ -201,7 +282,7 @@ void *worker_main(void *arg)
             break;
         struct conn *c = ev.data.ptr;
         atomic_load_explicit(&c->handoff, memory_order_acquire); /* take ownership */
-        if (c->s->state == SESSION_CLOSING)
+        if (c->s->state == SESSION_CLOSING && !c->delayed)
             conn_handle_closing_flush(c);
         else
             conn_handle(c);
@@ -229,7 +310,8 @@ void conn_hand_off(struct conn *c, const struct proxy_result *pr, bool proxy_req
                       c->peer_port, proxy_error ? proxy_error : "unknown");
         }
     }
-    atomic_store(&c->last_activity_ms, time_mono_ms());
+    int64_t timeout = c->cfg->smtp_receive_timeout * 1000;
+    atomic_store(&c->deadline_ms, timeout > 0 ? time_mono_ms() + timeout : 0);
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT | EPOLLRDHUP, .data.ptr = c};
     atomic_fetch_add_explicit(&c->handoff, 1, memory_order_release);
     if (epoll_ctl(srv.worker_epoll, EPOLL_CTL_ADD, c->fd, &ev) < 0) {

@@ -198,11 +198,15 @@ enum acl_result session_run_acl(struct session *s, enum acl_where where, const c
     *user_msg = env.user_message;
     *log_msg = env.log_message;
     if (env.delay_ms > 0 && !s->test_mode) {
-        /* As in Exim, "delay =" holds this session (here: its worker) before the reply. */
+        /* As in Exim, "delay =" holds the reply: what is already in s->out goes out first,
+         * then the transport suspends the session (no thread waits) until the time is up. */
         int64_t ms = env.delay_ms > 3600000 ? 3600000 : env.delay_ms;
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-        while (nanosleep(&ts, &ts) != 0)
-            ;
+        if (!s->delay_until_ms) {
+            s->delay_hold = s->out.len;
+            s->delay_where = where;
+            s->delay_until_ms = time_mono_ms();
+        }
+        s->delay_until_ms += ms;
     } else if (env.delay_ms > 0) {
         session_trace(s, "delay of %lld ms skipped in -bh mode", (long long)env.delay_ms);
     }
@@ -275,6 +279,21 @@ static bool input_waiting(struct session *s, size_t consumed)
     if (s->in.len > consumed)
         return true;
     return s->ops && s->ops->input_pending && s->ops->input_pending(s);
+}
+
+enum session_action session_delay_done(struct session *s, enum session_action then)
+{
+    bool connect = s->delay_where == ACL_WHERE_CONNECT && s->delay_until_ms;
+    s->delay_until_ms = 0;
+    s->line_wait_since_ms = time_mono_ms();
+    if (connect && then == SESSION_CONTINUE && s->state == SESSION_CMD && s->enforce_sync &&
+        input_waiting(s, 0)) {
+        s->out.len = s->delay_hold; /* the banner was held: it is never sent */
+        s->out.data[s->out.len] = '\0';
+        sync_error(s, "input sent without waiting for greeting", "connection from");
+        return SESSION_CLOSE;
+    }
+    return then == SESSION_WAIT_DELAY ? SESSION_CONTINUE : then;
 }
 
 enum session_action session_start(struct session *s)
@@ -672,6 +691,8 @@ enum session_action session_process(struct session *s)
             return SESSION_CLOSE;
         if (s->state == SESSION_COMMIT_WAIT)
             return SESSION_WAIT_COMMIT;
+        if (s->delay_until_ms)
+            return SESSION_WAIT_DELAY; /* nothing more is read until the delay is over */
         if (s->state == SESSION_DATA) {
             enum session_action a = session_data_consume(s);
             if (a != SESSION_CONTINUE || s->state == SESSION_DATA)
@@ -701,7 +722,11 @@ enum session_action session_process(struct session *s)
         size_t line_len = (size_t)len;
         char *line = arena_strndup(&s->msg_arena, s->in.data, line_len); /* keeps NULs */
         buf_consume(&s->in, next);
+        bool was_data = s->state == SESSION_DATA;
         enum session_action a = session_command(s, line, line_len);
+        s->line_wait_since_ms = time_mono_ms(); /* smtp_receive_timeout counts per line */
+        if (s->state == SESSION_DATA && !was_data)
+            s->data_started_ms = s->line_wait_since_ms;
         if (a == SESSION_CLOSE || s->state == SESSION_CLOSING)
             return SESSION_CLOSE;
     }

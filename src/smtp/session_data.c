@@ -481,6 +481,7 @@ enum session_action session_data_consume(struct session *s)
             data_line(s, start, text_len);
         }
         s->data_prev_crlf = crlf;
+        s->line_wait_since_ms = time_mono_ms(); /* smtp_receive_timeout counts per line */
     }
     buf_consume(&s->in, pos);
     return result;

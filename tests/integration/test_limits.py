@@ -1,5 +1,6 @@
 """test_limits.py - connection limits and idle sessions: smtp_accept_max,
-smtp_accept_max_per_host, smtp_receive_timeout, and 2,000 idle connections held open
+smtp_accept_max_per_host (set, and its default), smtp_receive_timeout, and 2,000 idle
+connections held open
 while another client sends mail, with the daemon's thread count staying small."""
 
 import resource
@@ -57,12 +58,34 @@ def test_smtp_receive_timeout(postern_factory):
     assert 1.5 <= waited <= 6.0, "timed out after %.1fs" % waited
     assert c.closed()
     p.wait_log(r"SMTP command timeout on connection from (H=)?\(idle\.example\) \[127\.0\.0\.1\]")
-    # a session that keeps talking is not timed out
-    d = p.connect()
-    for _ in range(4):
-        time.sleep(1)
-        d.expect("NOOP", 250)
-    d.expect("QUIT", 221)
+    # (a session whose lines come in time is not timed out: test_timeouts.py)
+
+
+def test_default_per_host_limit(postern_factory):
+    # unset, smtp_accept_max_per_host is 100 for a direct client...
+    p = postern_factory().start()
+    held = [p.connect(source="127.0.0.5") for _ in range(100)]
+    assert all(c.banner[0] == 220 for c in held)
+    extra = p.connect(source="127.0.0.5")
+    assert extra.banner[0] == 421 and "from this IP address" in extra.banner[1], extra.banner
+    assert p.connect(source="127.0.0.6").banner[0] == 220  # another host is served
+    for c in held:
+        c.close()
+
+
+def test_default_per_host_limit_spares_proxy_hosts(postern_factory):
+    # ...and none for a host in proxy_required_hosts (a load balancer carries many clients)
+    p = postern_factory(main={"proxy_required_hosts": "127.0.0.7",
+                              "proxy_protocol_timeout": "30s"}).start()
+    held = []
+    for _ in range(110):
+        c = h.SMTPConn(p.port, source="127.0.0.7", banner=False)
+        c.send("PROXY TCP4 192.0.2.1 192.0.2.2 1000 25\r\n")
+        held.append(c)
+    for c in held:
+        assert c.reply()[0] == 220
+    for c in held:
+        c.close()
 
 
 def test_2000_idle_connections_cost_no_threads(postern_factory):
@@ -73,7 +96,8 @@ def test_2000_idle_connections_cost_no_threads(postern_factory):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= need, "cannot raise RLIMIT_NOFILE"
     p = postern_factory(nofile=idle + 1000,
-                        main={"smtp_accept_max": "2100", "smtp_worker_threads": "4"}).start()
+                        main={"smtp_accept_max": "2100", "smtp_worker_threads": "4",
+                              "smtp_accept_max_per_host": "0"}).start()
     socks = []
     try:
         for i in range(idle):

@@ -90,7 +90,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.local_interfaces, "<; 0.0.0.0 ; ::");
     assert_string_equal(cfg.daemon_smtp_ports, "25");
     assert_int_equal(cfg.smtp_connect_backlog, 1024);
-    assert_int_equal(cfg.smtp_accept_max, 5000);
+    assert_int_equal(cfg.smtp_accept_max, 10000);
     assert_null(cfg.smtp_accept_max_per_host);
     assert_int_equal(cfg.smtp_worker_threads, 0);
     assert_string_equal(cfg.proxy_required_hosts, "");
@@ -254,7 +254,7 @@ static void test_print(void **state)
     int lines = 0;
     for (const char *p = all; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 43); /* one per non-alias option */
+    assert_int_equal(lines, 44); /* one per non-alias option */
     assert_non_null(strstr(all, "\nlog_selector = \n"));
 }
 
