@@ -237,47 +237,11 @@ bool config_parse_log_selector(const char *s, unsigned *flags, char *err, size_t
     return true;
 }
 
-/* Exim integers: decimal, octal with a leading 0, hex with 0x, optional K/M/G suffix. */
-static bool parse_exim_integer(const char *s, int64_t *out)
-{
-    if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 0);
-    if (errno || end == s)
-        return false;
-    int64_t mult = 1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = 1024;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mult = 1024 * 1024;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mult = 1024LL * 1024 * 1024;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end || v > INT64_MAX / mult || v < INT64_MIN / mult)
-        return false;
-    *out = v * mult;
-    return true;
-}
-
 static bool opt_set_number(struct config *cfg, const struct opt_def *d, const char *value,
                            char *why, size_t whylen)
 {
     int64_t v;
-    bool ok = d->type == OPT_INT    ? parse_exim_integer(value, &v)
+    bool ok = d->type == OPT_INT    ? parse_exim_integer(value, 0, &v)
               : d->type == OPT_SIZE ? parse_size(value, &v)
                                     : parse_time_interval(value, &v);
     if (!ok) {

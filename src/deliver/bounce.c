@@ -25,10 +25,7 @@ static void bounce_headers(struct delivery *d, const char *new_id, struct addr_i
         d->cfg->qualify_domain ? d->cfg->qualify_domain : d->cfg->primary_hostname;
     const char *host = d->cfg->primary_hostname ? d->cfg->primary_hostname : "localhost";
     char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    time_rfc2822(date, sizeof date, time(NULL));
     buf_printf(out, "Received: from postern by %s with local id %s\r\n\t; %s\r\n", host, new_id,
                date);
     buf_printf(out, "Auto-Submitted: auto-replied\r\n");

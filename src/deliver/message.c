@@ -10,11 +10,17 @@
  * whose other children deferred does not deliver them twice. It is removed with the
  * message.
  *
+ * Exactly once: the transport leaves a marker (addr->marker, a tmp/ link of the delivered
+ * file) that lets a later attempt recognise a delivery made before a crash; it is unlinked
+ * here only after the delivery is recorded (the deliver/<id> line for a child, the -J
+ * journal or the removal of the message for an envelope recipient).
+ *
  * Threads: any delivery thread (or -q in the main thread); the spool lock makes sure one
  * message is delivered by one thread at a time. Memory: one arena per attempt.
  */
 #include "deliver_internal.h"
 
+#include "postern/address.h"
 #include "postern/log.h"
 
 #include <errno.h>
@@ -56,18 +62,17 @@ static void ptr_push(struct arena *arena, struct ptr_array *a, void *p)
     a->items[a->count++] = p;
 }
 
-static const struct addr_item *addr_top(const struct addr_item *a)
-{
-    while (a->parent)
-        a = a->parent;
-    return a;
-}
-
 static char *addr_key(struct arena *arena, const struct addr_item *a)
 {
-    char *k = arena_strdup(arena, a->address);
-    str_lower(k);
-    return k;
+    return address_key(arena, a->address);
+}
+
+/* The delivery of a is recorded: the transport's marker has done its job. */
+static void marker_release(struct addr_item *a)
+{
+    if (a->marker && a->result == ADDR_DELIVERED)
+        unlink(a->marker);
+    a->marker = NULL;
 }
 
 /* ---- the per-message file of finished child addresses ---- */
@@ -91,8 +96,9 @@ static bool done_contains(const struct message_run *m, const char *key)
     return false;
 }
 
-/* Append one finished child address, durably. Failure only risks a repeat delivery. */
-static void done_record(struct message_run *m, const struct addr_item *a)
+/* Append one finished child address, durably. On failure the marker stays, so a later
+ * attempt still finds the delivery. */
+static bool done_record(struct message_run *m, const struct addr_item *a)
 {
     char *dir = arena_printf(m->d.arena, "%s/deliver", spool_dir());
     if (mkdir(dir, 0750) != 0 && errno != EEXIST)
@@ -104,10 +110,11 @@ static void done_record(struct message_run *m, const struct addr_item *a)
     bool ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fdatasync(fd) == 0;
     close(fd);
     if (ok)
-        return;
+        return true;
 fail:
     log_write(LOG_PANIC, m->d.id, "cannot record delivery of %s in %s: %s", a->address,
               m->done_path, strerror(errno));
+    return false;
 }
 
 /* ---- log lines ---- */
@@ -116,7 +123,7 @@ fail:
  * followed by " <top>" when it differs from the original recipient. */
 static void log_address(struct buf *b, const struct addr_item *a, bool local_style)
 {
-    const struct addr_item *top = addr_top(a);
+    const struct addr_item *top = deliver_addr_top(a);
     if (local_style) {
         buf_printf(b, "%s <%s>", a->local_part, top->address);
         return;
@@ -127,13 +134,16 @@ static void log_address(struct buf *b, const struct addr_item *a, bool local_sty
         buf_printf(b, " <%s>", top->address);
 }
 
+/* "=>", or "*>" with a note when an attempt before a crash had delivered it already (not
+ * "=>": log readers count those, and that delivery may have logged one). */
 static void log_delivered(const struct message_run *m, const struct addr_item *a)
 {
     struct buf b;
     buf_init(&b);
     log_address(&b, a, a->router && a->router->log_as_local);
-    log_write(LOG_MAIN, m->d.id, "=> %s R=%s T=%s", b.data, a->router ? a->router->name : "",
-              a->transport ? a->transport->name : "");
+    log_write(LOG_MAIN, m->d.id, "%s %s R=%s T=%s%s", a->redelivery_avoided ? "*>" : "=>", b.data,
+              a->router ? a->router->name : "", a->transport ? a->transport->name : "",
+              a->redelivery_avoided ? ": already delivered by an earlier attempt" : "");
     buf_free(&b);
 }
 
@@ -212,8 +222,8 @@ static enum addr_result deliver_final(struct message_run *m, struct addr_item *a
     if (res == ADDR_DELIVERED) {
         a->result = ADDR_DELIVERED;
         log_delivered(m, a);
-        if (a->parent)
-            done_record(m, a);
+        if (a->parent && done_record(m, a))
+            marker_release(a);
         return res;
     }
     if (res == ADDR_FAILED) {
@@ -299,17 +309,32 @@ static void failures_finish(struct message_run *m, char bounce_id[SPOOL_ID_LEN +
     }
 }
 
+/* Envelope recipient `index` (or every one, for -1) is recorded: release the markers of
+ * the addresses delivered for it. */
+static void markers_release(struct message_run *m, int index)
+{
+    for (int i = 0; i < m->finals.count; i++) {
+        struct addr_item *a = m->finals.items[i];
+        if (index < 0 || a->rcpt_index == index)
+            marker_release(a);
+    }
+}
+
 /* The message stays queued: record what this attempt finished in the -J journal. When
  * everything is finished the journal is not needed at all (removing -H records it), which
  * saves a file creation and two syncs per message. A crash between a delivery and its
- * record means that recipient is tried again (at least once, never lost). */
+ * record means that recipient is tried again; the transport's marker makes that attempt
+ * find the earlier delivery instead of repeating it. */
 static void finished_journal(struct message_run *m)
 {
     for (int i = 0; i < m->finished.count; i++) {
         int index = (int)(intptr_t)m->finished.items[i];
         char err[256];
-        if (!spool_mark_done(m->d.id, index, err, sizeof err))
+        if (!spool_mark_done(m->d.id, index, err, sizeof err)) {
             log_write(LOG_PANIC, m->d.id, "cannot mark recipient %d done: %s", index, err);
+            continue;
+        }
+        markers_release(m, index);
     }
 }
 
@@ -321,8 +346,11 @@ static enum message_outcome message_finish(struct message_run *m)
             return MESSAGE_DEFERRED;
         }
     log_write(LOG_MAIN, m->d.id, "Completed");
-    if (!spool_remove(m->d.id))
+    if (!spool_remove(m->d.id)) {
         log_write(LOG_PANIC, m->d.id, "failed to remove the message from the spool");
+        return MESSAGE_COMPLETED; /* the markers stay: a repeat finds the deliveries */
+    }
+    markers_release(m, -1);
     unlink(m->done_path);
     return MESSAGE_COMPLETED;
 }

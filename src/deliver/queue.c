@@ -61,10 +61,7 @@ static struct queue_runtime queue = {
 
 static unsigned queue_hash(const char *id)
 {
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % QUEUE_BUCKETS;
+    return hash_fnv1a32(id) % QUEUE_BUCKETS;
 }
 
 /* Find (or, with create, add) the entry for id. Caller holds the lock. */

@@ -75,39 +75,24 @@ static const struct cond_def cond_table[] = {
     {"inlisti", COND_INLIST, 2, CMP_CASELESS},
 };
 
-/* Exim's numeric form: optional sign, digits, optional K/M/G; "" is zero. */
+/* Exim's numeric form: optional sign, decimal digits, optional K/M/G; surrounding
+ * blanks ignored; "" is zero. */
 static bool parse_number(const char *s, long long *out)
 {
     while (isspace((unsigned char)*s))
         s++;
-    if (!*s) {
-        *out = 0;
-        return true;
-    }
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || (!isdigit((unsigned char)*s) && !isdigit((unsigned char)s[1])))
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    char text[64];
+    int64_t v = 0;
+    if (n >= sizeof text)
         return false;
-    long long mult = 1;
-    switch (tolower((unsigned char)*end)) {
-    case 'k':
-        mult = 1024;
-        end++;
-        break;
-    case 'm':
-        mult = 1024 * 1024;
-        end++;
-        break;
-    case 'g':
-        mult = 1024LL * 1024 * 1024;
-        end++;
-        break;
-    }
-    while (isspace((unsigned char)*end))
-        end++;
-    if (*end || v > (1LL << 50) || v < -(1LL << 50))
+    memcpy(text, s, n);
+    text[n] = '\0';
+    if (n && !parse_exim_integer(text, 10, &v))
         return false;
-    *out = v * mult;
+    *out = v;
     return true;
 }
 
