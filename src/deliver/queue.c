@@ -53,6 +53,7 @@ struct queue_runtime {
     int thread_count;
     pthread_t timer_thread;
     bool has_timer;
+    uint64_t scans; /* spool scans finished since the process started */
 };
 
 static struct queue_runtime queue = {
@@ -202,9 +203,18 @@ static void queue_scan(void)
     for (int i = 0; i < n; i++)
         enqueue_locked(ids[i], retry_ms);
     entries_sweep();
+    queue.scans++;
     pthread_mutex_unlock(&queue.lock);
     arena_delete(arena);
     queue.src.put(cfg);
+}
+
+uint64_t deliver_queue_scans(void)
+{
+    pthread_mutex_lock(&queue.lock);
+    uint64_t n = queue.scans;
+    pthread_mutex_unlock(&queue.lock);
+    return n;
 }
 
 static void *timer_thread(void *arg)
