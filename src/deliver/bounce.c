@@ -123,12 +123,10 @@ static bool bounce_spool(struct delivery *d, const char *new_id, const struct bu
 }
 
 bool deliver_bounce(struct delivery *d, struct addr_item *const *failed, int count,
-                    char bounce_id[SPOOL_ID_LEN + 1])
+                    const char *new_id)
 {
-    char new_id[SPOOL_ID_LEN + 1];
     char err[256] = "";
     struct buf text;
-    spool_new_id(new_id);
     buf_init(&text);
     bounce_headers(d, new_id, failed, count, &text);
     bounce_text(d, failed, count, &text);
@@ -136,7 +134,6 @@ bool deliver_bounce(struct delivery *d, struct addr_item *const *failed, int cou
     bool ok = bounce_spool(d, new_id, &text, err, sizeof err);
     if (ok) {
         log_write(LOG_MAIN, new_id, "<= <> R=%s U=postern P=local S=%zu", d->id, text.len);
-        memcpy(bounce_id, new_id, SPOOL_ID_LEN + 1);
     } else {
         log_write(LOG_PANIC, d->id, "failed to spool a bounce message: %s", err);
     }

@@ -180,10 +180,11 @@ enum message_outcome {
 };
 enum message_outcome deliver_message_run(const struct config *cfg, const char *id);
 
-/* bounce.c: spool a failure report from "<>" to the sender for the failed addresses and
- * log its arrival; the caller delivers it (bounce_id). Returns false (logged to the
- * paniclog) when it could not be spooled. */
+/* bounce.c: spool a failure report from "<>" to the sender for the failed addresses, as
+ * message new_id (chosen and recorded by the caller, so that a repeat after a crash reuses
+ * it), and log its arrival; the caller delivers it. Returns false (logged to the paniclog)
+ * when it could not be spooled. */
 bool deliver_bounce(struct delivery *d, struct addr_item *const *failed, int count,
-                    char bounce_id[SPOOL_ID_LEN + 1]);
+                    const char *new_id);
 
 #endif

@@ -283,6 +283,46 @@ static void test_names_per_message_and_address(void **state)
     config_free(cfg);
 }
 
+/* A crash after the bounce was spooled (and delivered) but before the failure was
+ * recorded: the next attempt reuses the recorded bounce id, and the sender gets one
+ * bounce, not two. */
+static void test_bounce_once_after_crash(void **state)
+{
+    (void)state;
+    struct config *cfg = test_config(CONFIG);
+    char id[SPOOL_ID_LEN + 1];
+    spool_one("frank@localhost", "ceo/@localhost", id);
+    struct saved_spool saved;
+    spool_save(id, &saved);
+    assert_true(deliver_message(cfg, id));
+    assert_int_equal(test_count_files(test_path("mail/frank/new")), 1);
+    char *all = test_log_lines("main", NULL), bounce[SPOOL_ID_LEN + 1] = "";
+    char *needle = NULL;
+    assert_true(asprintf(&needle, " <= <> R=%s ", id) > 0);
+    char *at = strstr(all, needle);
+    assert_non_null(at);
+    assert_true(at - all >= SPOOL_ID_LEN);
+    memcpy(bounce, at - SPOOL_ID_LEN, SPOOL_ID_LEN);
+    free(needle);
+    free(all);
+    /* what the crashed attempt leaves: the spool as before and the bounce id recorded */
+    spool_restore(id, &saved);
+    char *line = NULL;
+    assert_true(asprintf(&line, "bounce %s\n", bounce) > 0);
+    write_all_to(test_path("spool/deliver/%s", id), line, strlen(line));
+    free(line);
+    assert_true(deliver_message(cfg, id));
+    assert_false(test_in_spool(id));
+    assert_false(test_in_spool(bounce));
+    assert_int_equal(test_count_files(test_path("mail/frank/new")), 1);
+    char *lines = test_log_lines("main", bounce);
+    if (!strstr(lines, "*> frank <frank@localhost> R=local_user T=local_maildir: already "
+                       "delivered by an earlier attempt"))
+        fail_msg("bounce log:\n%s", lines);
+    free(lines);
+    config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_redelivery_without_marker),
         cmocka_unit_test(test_unpublished_attempt_completes),
         cmocka_unit_test(test_names_per_message_and_address),
+        cmocka_unit_test(test_bounce_once_after_crash),
     };
     return cmocka_run_group_tests(tests, test_env_setup, test_env_teardown);
 }
