@@ -435,3 +435,28 @@ def swaks(port, *args, timeout=30):
     """Run swaks against 127.0.0.1:port; returns CompletedProcess (text)."""
     cmd = ["swaks", "--server", "127.0.0.1", "--port", str(port), "--timeout", "15"] + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def send_marked_load(port, n, prefix, acked, lock, stop, lines=20, limit=None):
+    """Client n of a durability load: sends messages "<prefix>-<n>-<k>" (Subject,
+    X-Marker, and an END-OF-<marker> last line) to box<n % 4>@localhost until stop is
+    set (or limit messages), recording acked[marker] = msgid for each 250. Returns
+    quietly when the daemon dies under it."""
+    k = 0
+    try:
+        c = SMTPConn(port, timeout=5)
+        c.expect("EHLO c%d.example" % n, 250)
+        while not stop.is_set() and (limit is None or k < limit):
+            marker = "%s-%02d-%05d" % (prefix, n, k)
+            k += 1
+            c.expect("MAIL FROM:<dur@example.org>", 250)
+            c.expect("RCPT TO:<box%d@localhost>" % (n % 4), 250)
+            c.expect("DATA", 354)
+            c.send("Subject: %s\r\nX-Marker: %s\r\n\r\n%s\r\nEND-OF-%s\r\n.\r\n" %
+                   (marker, marker, "line of text\r\n" * lines, marker))
+            code, text = c.reply()
+            if code == 250:
+                with lock:
+                    acked[marker] = msgid_of(text)
+    except (OSError, AssertionError):
+        pass  # the daemon died under us: expected

@@ -15,29 +15,7 @@ import postern_harness as h
 
 CLIENTS = 8
 ROUNDS = 6
-USERS = 4
 PER_CLIENT = 150  # messages a client sends in a round at most (bounds the drain)
-
-
-def _sender(p, n, round_no, acked, lock, stop):
-    k = 0
-    try:
-        c = h.SMTPConn(p.port, timeout=5)
-        c.expect("EHLO c%d.example" % n, 250)
-        while not stop.is_set() and k < PER_CLIENT:
-            marker = "o-%d-%02d-%05d" % (round_no, n, k)
-            k += 1
-            c.expect("MAIL FROM:<once@example.org>", 250)
-            c.expect("RCPT TO:<box%d@localhost>" % (n % USERS), 250)
-            c.expect("DATA", 354)
-            c.send("Subject: %s\r\nX-Marker: %s\r\n\r\n%s\r\nEND-OF-%s\r\n.\r\n" %
-                   (marker, marker, "line of text\r\n" * 10, marker))
-            code, text = c.reply()
-            if code == 250:
-                with lock:
-                    acked[marker] = h.msgid_of(text)
-    except (OSError, AssertionError):
-        pass  # the daemon died under us: expected
 
 
 def _markers(p):
@@ -73,7 +51,9 @@ def test_kill9_rounds_deliver_exactly_once(postern_factory):
     acked, lock = {}, threading.Lock()
     for round_no in range(ROUNDS):
         stop = threading.Event()
-        threads = [threading.Thread(target=_sender, args=(p, n, round_no, acked, lock, stop))
+        threads = [threading.Thread(target=h.send_marked_load,
+                                    args=(p.port, n, "o-%d" % round_no, acked, lock, stop),
+                                    kwargs={"lines": 10, "limit": PER_CLIENT})
                    for n in range(CLIENTS)]
         for t in threads:
             t.start()

@@ -13,24 +13,7 @@ CLIENTS = 20
 
 
 def _sender(p, n, acked, lock, stop):
-    k = 0
-    try:
-        c = h.SMTPConn(p.port, timeout=5)
-        c.expect("EHLO c%d.example" % n, 250)
-        while not stop.is_set():
-            marker = "d-%02d-%05d" % (n, k)
-            k += 1
-            c.expect("MAIL FROM:<dur@example.org>", 250)
-            c.expect("RCPT TO:<box%d@localhost>" % (n % 4), 250)
-            c.expect("DATA", 354)
-            c.send("Subject: %s\r\nX-Marker: %s\r\n\r\n%s\r\nEND-OF-%s\r\n.\r\n" %
-                   (marker, marker, "line of text\r\n" * 20, marker))
-            code, text = c.reply()
-            if code == 250:
-                with lock:
-                    acked[marker] = h.msgid_of(text)
-    except (OSError, AssertionError):
-        pass  # the daemon died under us: expected
+    h.send_marked_load(p.port, n, "d", acked, lock, stop)
 
 
 def test_kill9_loses_no_acknowledged_message(postern_factory):
