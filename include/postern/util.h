@@ -72,7 +72,8 @@ bool parse_time_interval(const char *s, int64_t *seconds);
 bool parse_bool(const char *s, bool *out);
 
 /* Exim integers: optional sign, digits in `base` (0: C rules, so 0x.. hex and 0.. octal, as
- * the configuration file; 10 in expansions), optional K/M/G (1024-based), nothing after. */
+ * the configuration file; 10 in expansions), optional K/M/G (1024-based); blanks around
+ * are allowed, nothing else. */
 bool parse_exim_integer(const char *s, int base, int64_t *out);
 
 /* ---- files (fs.c); on failure errno says why ---- */

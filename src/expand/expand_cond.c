@@ -76,21 +76,11 @@ static const struct cond_def cond_table[] = {
 };
 
 /* Exim's numeric form: optional sign, decimal digits, optional K/M/G; surrounding
- * blanks ignored; "" is zero. */
+ * blanks ignored; "" (or only blanks) is zero. */
 static bool parse_number(const char *s, long long *out)
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
-    char text[64];
     int64_t v = 0;
-    if (n >= sizeof text)
-        return false;
-    memcpy(text, s, n);
-    text[n] = '\0';
-    if (n && !parse_exim_integer(text, 10, &v))
+    if (s[strspn(s, " \t\r\n\f\v")] && !parse_exim_integer(s, 10, &v))
         return false;
     *out = v;
     return true;

@@ -1,13 +1,11 @@
 /*
  * misc.c - helpers that several modules wrote for themselves before: the RFC 2822 date
  * of Date:/Received:/Delivery-date: headers, FNV-1a hashing for hash tables and stable
- * names, Exim's "address.port" interface notation, and Exim integers with K/M/G suffixes.
- * Pure functions (the date reads the clock and the time zone). Any thread.
+ * names, and Exim's "address.port" interface notation. Pure functions (the date reads
+ * the time zone). Any thread.
  */
 #include "postern/util.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,40 +47,4 @@ int ip_split_port(char *address)
         return 0;
     *dot = '\0';
     return atoi(dot + 1);
-}
-
-bool parse_exim_integer(const char *s, int base, int64_t *out)
-{
-    if (!(isdigit((unsigned char)s[0]) ||
-          ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, base);
-    if (errno || end == s)
-        return false;
-    int64_t mult = 1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = 1024;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mult = 1024 * 1024;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mult = 1024LL * 1024 * 1024;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end || v > INT64_MAX / mult || v < INT64_MIN / mult)
-        return false;
-    *out = v * mult;
-    return true;
 }
