@@ -460,3 +460,22 @@ def send_marked_load(port, n, prefix, acked, lock, stop, lines=20, limit=None):
                     acked[marker] = msgid_of(text)
     except (OSError, AssertionError):
         pass  # the daemon died under us: expected
+
+
+def count_markers(p, subdirs=("new",)):
+    """marker -> copies of it in every mail/*/<subdir> (messages of send_marked_load);
+    asserts that each message is whole (its END-OF-<marker> line is there)."""
+    got = {}
+    base = p.path("mail")
+    for user in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        for sub in subdirs:
+            d = os.path.join(base, user, sub)
+            for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                with open(os.path.join(d, name), "rb") as f:
+                    m = f.read()
+                mk = re.search(rb"X-Marker: ([a-z]-[\d-]+)", m)
+                assert mk, m[:300]
+                marker = mk.group(1).decode()
+                assert ("END-OF-" + marker).encode() in m, "truncated message %s" % marker
+                got[marker] = got.get(marker, 0) + 1
+    return got

@@ -19,21 +19,7 @@ PER_CLIENT = 150  # messages a client sends in a round at most (bounds the drain
 
 
 def _markers(p):
-    """marker -> number of copies in every mail/*/new and mail/*/cur."""
-    got = {}
-    base = p.path("mail")
-    for user in os.listdir(base):
-        for sub in ("new", "cur"):
-            d = os.path.join(base, user, sub)
-            for name in os.listdir(d) if os.path.isdir(d) else []:
-                with open(os.path.join(d, name), "rb") as f:
-                    m = f.read()
-                mk = re.search(rb"X-Marker: (o-\d+-\d{2}-\d{5})", m)
-                assert mk, m[:300]
-                marker = mk.group(1).decode()
-                assert ("END-OF-" + marker).encode() in m, "truncated message %s" % marker
-                got[marker] = got.get(marker, 0) + 1
-    return got
+    return h.count_markers(p, ("new", "cur"))
 
 
 def _read_some(p):

@@ -44,14 +44,7 @@ def test_kill9_loses_no_acknowledged_message(postern_factory):
     p.start()
 
     def found():
-        got = {}
-        for user, m in p.all_delivered():
-            mk = re.search(rb"X-Marker: (d-\d{2}-\d{5})", m)
-            assert mk, m[:300]
-            marker = mk.group(1).decode()
-            assert ("END-OF-" + marker).encode() in m, "truncated message %s" % marker
-            got[marker] = got.get(marker, 0) + 1
-        return got
+        return h.count_markers(p)
     h.wait_until(lambda: set(acked) <= set(found()), timeout=60, interval=0.5,
                  what="all %d acknowledged messages delivered" % len(acked))
     got = found()
