@@ -15,6 +15,10 @@
 
 bool fs_mkdir_p(const char *path, mode_t mode)
 {
+    if (!*path) {
+        errno = ENOENT;
+        return false;
+    }
     char *copy = strdup(path);
     if (!copy)
         die("out of memory copying a path");

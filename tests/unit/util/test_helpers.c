@@ -96,6 +96,7 @@ static void test_mkdir_and_write(void **state)
     char blocked[320];
     snprintf(blocked, sizeof blocked, "%s/below", file); /* a file in the way */
     assert_false(fs_mkdir_p(blocked, 0700));
+    assert_false(fs_mkdir_p("", 0700));
     assert_false(fs_sync_directory("/nonexistent/postern"));
     assert_false(fs_write_all(-1, "x", 1));
     char cmd[300];
