@@ -132,13 +132,31 @@ bool parse_time_interval(const char *s, int64_t *seconds)
             return false;
         int64_t mult;
         switch (*end) {
-        case 's': mult = 1; end++; break;
-        case 'm': mult = 60; end++; break;
-        case 'h': mult = 3600; end++; break;
-        case 'd': mult = 86400; end++; break;
-        case 'w': mult = 7 * 86400; end++; break;
-        case '\0': mult = 1; break;
-        default: return false;
+        case 's':
+            mult = 1;
+            end++;
+            break;
+        case 'm':
+            mult = 60;
+            end++;
+            break;
+        case 'h':
+            mult = 3600;
+            end++;
+            break;
+        case 'd':
+            mult = 86400;
+            end++;
+            break;
+        case 'w':
+            mult = 7 * 86400;
+            end++;
+            break;
+        case '\0':
+            mult = 1;
+            break;
+        default:
+            return false;
         }
         if (v > (INT64_MAX - total) / mult)
             return false;
