@@ -37,6 +37,8 @@ bool deliver_start(const struct deliver_config_source *src, int threads, int64_t
                    char *err, size_t errlen);
 void deliver_enqueue(const char *id); /* deliver this message soon (non-blocking) */
 void deliver_stop(void);              /* finish current deliveries and join */
+/* Periodic spool scans finished since the process started (tests wait on it). */
+uint64_t deliver_queue_scans(void);
 
 /* Deliver one message now, in this thread (used by -q and by delivery threads).
  * Returns true when the message was processed (even if some addresses deferred). */

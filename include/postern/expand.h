@@ -23,6 +23,11 @@
 #include "postern/util.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+
+/* Nesting bound for ${...}, conditions and lookups (expand_ctx.depth); a lookup that
+ * expands more text checks it too. */
+#define EXPAND_MAX_DEPTH 48
 
 enum expand_status {
     EXPAND_OK = 0,
@@ -90,6 +95,17 @@ enum match_result list_match_localpart(struct expand_ctx *ctx, const char *list,
 /* address: "local@domain"; items may be "*@domain", "local@*", "@domain", a domain list item... */
 enum match_result list_match_address(struct expand_ctx *ctx, const char *list, const char *address,
                                      const char **err);
+
+/* One pattern of the domain-list kind, for lookups that key on patterns (wildlsearch):
+ * "*suffix", "^regex", "type;data" lookups with `subject` as the key, or a literal.
+ * `caseless` applies to literal, suffix and regex comparisons. */
+enum match_result list_match_pattern(struct expand_ctx *ctx, const char *pattern,
+                                     const char *subject, bool caseless, const char **err);
+
+/* Open a regular file for reading without blocking on FIFOs or devices (lists' "/file"
+ * items and file lookups such as lsearch). NULL with *err set (arena) on failure. */
+FILE *expand_open_regular_file(struct arena *arena, const char *path, const char *purpose,
+                               const char **err);
 
 /*
  * Split an already-expanded Exim list into items (handles the "<x" separator prefix and

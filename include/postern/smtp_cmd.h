@@ -39,9 +39,9 @@ struct smtp_command {
     const char *arg;       /* everything after the verb and one space, trimmed; "" if none */
 
     /* MAIL FROM / RCPT TO */
-    const char *address;   /* unquoted-as-sent path without <>, source route removed;
-                              "" for the null sender <>; local part and domain kept as sent */
-    const char *local_part;
+    const char *address;   /* the path without <> exactly as sent (quotes kept), source route
+                              removed; "" for the null sender <> */
+    const char *local_part; /* unquoted ("\"a b\"@x" gives "a b"), as Exim's $local_part */
     const char *domain;    /* "" when the address has no domain (e.g. <postmaster>) */
     bool has_size;
     int64_t size;          /* SIZE=n */
@@ -65,10 +65,5 @@ enum smtp_parse_status {
  * error). */
 enum smtp_parse_status smtp_parse_command(struct arena *arena, const char *line, size_t len,
                                           struct smtp_command *cmd, const char **reason);
-
-/* Validate and split an address "local@domain" (no angle brackets); used by the parser and
- * by redirect routers. Returns false with *reason on a malformed address. */
-bool smtp_split_address(struct arena *arena, const char *address, const char **local_part,
-                        const char **domain, const char **reason);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * util.h - small helpers every module uses: a session-lifetime arena, a growable byte
- * buffer, and a few string helpers.
+ * buffer, string helpers and Exim value parsers, file helpers (mkdir -p, write-all,
+ * directory fsync, path checks), the RFC 2822 date, FNV-1a hashes and Exim's
+ * "address.port" notation. Address syntax is in postern/address.h.
  *
  * Ownership: memory from an arena belongs to the arena and is released only by
  * arena_destroy() (or arena_reset()); never free() it. A struct buf owns its storage
@@ -14,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 /* ---- arena: bump allocator in chunks, freed all at once ---- */
 struct arena_chunk;
@@ -26,13 +30,12 @@ struct arena {
 void arena_init(struct arena *arena, size_t chunk_size);
 struct arena *arena_new(size_t chunk_size); /* heap-allocated; free with arena_delete */
 void arena_delete(struct arena *arena);
-void arena_reset(struct arena *arena); /* frees all chunks, arena stays usable */
-void *arena_alloc(struct arena *arena, size_t size);  /* aborts on OOM; 16-byte aligned */
+void arena_reset(struct arena *arena);               /* frees all chunks, arena stays usable */
+void *arena_alloc(struct arena *arena, size_t size); /* aborts on OOM; 16-byte aligned */
 void *arena_zalloc(struct arena *arena, size_t size);
 char *arena_strdup(struct arena *arena, const char *s);
 char *arena_strndup(struct arena *arena, const char *s, size_t n);
-char *arena_printf(struct arena *arena, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *arena_printf(struct arena *arena, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *arena_vprintf(struct arena *arena, const char *fmt, va_list ap);
 
 /* ---- buf: growable byte buffer (heap, owned by whoever embeds it) ---- */
@@ -53,10 +56,10 @@ void buf_clear(struct buf *b);
 char *buf_steal(struct buf *b); /* returns malloc'd NUL-terminated data; b becomes empty */
 
 /* ---- strings ---- */
-bool str_ieq(const char *a, const char *b);                /* ASCII case-insensitive equality */
-bool str_nieq(const char *a, const char *b, size_t n);     /* first n bytes, case-insensitive */
-bool str_istarts(const char *s, const char *prefix);       /* case-insensitive prefix test */
-char *str_trim(char *s);                                   /* trims ASCII space in place */
+bool str_ieq(const char *a, const char *b);            /* ASCII case-insensitive equality */
+bool str_nieq(const char *a, const char *b, size_t n); /* first n bytes, case-insensitive */
+bool str_istarts(const char *s, const char *prefix);   /* case-insensitive prefix test */
+char *str_trim(char *s);                               /* trims ASCII space in place */
 void str_lower(char *s);
 void str_upper(char *s);
 size_t strlcpy_p(char *dst, const char *src, size_t size); /* BSD strlcpy semantics */
@@ -67,6 +70,28 @@ bool parse_size(const char *s, int64_t *out);
 bool parse_time_interval(const char *s, int64_t *seconds);
 /* Parse Exim booleans: true/false/yes/no (case-insensitive). */
 bool parse_bool(const char *s, bool *out);
+
+/* Exim integers: optional sign, digits in `base` (0: C rules, so 0x.. hex and 0.. octal, as
+ * the configuration file; 10 in expansions), optional K/M/G (1024-based); blanks around
+ * are allowed, nothing else. */
+bool parse_exim_integer(const char *s, int base, int64_t *out);
+
+/* ---- files (fs.c); on failure errno says why ---- */
+bool fs_mkdir_p(const char *path, mode_t mode);          /* each missing component with `mode` */
+bool fs_write_all(int fd, const void *data, size_t len); /* retries EINTR and short writes */
+bool fs_sync_directory(const char *path);                /* open + fsync + close */
+/* A path built from configuration and message data must be absolute with no ".", ".." or
+ * empty components (one trailing '/' is allowed). False with *reason when not. */
+bool fs_path_check(const char *path, const char **reason);
+
+/* ---- misc.c ---- */
+/* "Mon, 07 Dec 2026 03:20:33 +0000" in local time (Date:, Received:, Delivery-date:). */
+void time_rfc2822(char *out, size_t size, time_t when);
+uint32_t hash_fnv1a32(const char *s);
+uint64_t hash_fnv1a64(const char *s);
+/* Exim's interface notation: "1.2.3.4.25" / "::1.25" carry a port after the last dot.
+ * Cuts the port off `address` in place and returns it; 0 (address untouched) if none. */
+int ip_split_port(char *address);
 
 /* Monotonic and wall clocks in milliseconds. */
 int64_t time_mono_ms(void);

@@ -15,7 +15,6 @@
 #include "config_internal.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -275,42 +274,6 @@ bool config_parse_log_selector(const char *s, unsigned *flags, char *err, size_t
     return true;
 }
 
-/* Exim integers: decimal, octal with a leading 0, hex with 0x, optional K/M/G suffix. */
-static bool parse_exim_integer(const char *s, int64_t *out)
-{
-    if (!(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 0);
-    if (errno || end == s)
-        return false;
-    int64_t mult = 1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = 1024;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mult = 1024 * 1024;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mult = 1024LL * 1024 * 1024;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end || v > INT64_MAX / mult || v < INT64_MIN / mult)
-        return false;
-    *out = v * mult;
-    return true;
-}
-
 /* Exim fixed-point: digits, optionally '.' and at most three more digits; x 1000. */
 static bool parse_exim_fixed(const char *s, int64_t *out)
 {
@@ -343,7 +306,7 @@ static bool opt_parse_number(enum opt_type type, const char *value, int64_t *v)
 {
     switch (type) {
     case OPT_INT:
-        return parse_exim_integer(value, v);
+        return parse_exim_integer(value, 0, v);
     case OPT_SIZE:
         return parse_size(value, v);
     case OPT_FIXED:

@@ -87,19 +87,8 @@ bad:
 /* An interface item may carry its own port: "127.0.0.1.2525" or "::1.2525". */
 static void split_interface(const char *item, char *addr, size_t addrlen, int *port)
 {
-    *port = 0;
     strlcpy_p(addr, item, addrlen);
-    char *dot = strrchr(addr, '.');
-    if (!dot)
-        return;
-    int dots = 0;
-    for (char *p = addr; *p; p++)
-        dots += *p == '.';
-    bool v6 = strchr(addr, ':') != NULL;
-    if ((v6 && dots >= 1) || (!v6 && dots == 4)) {
-        *port = atoi(dot + 1);
-        *dot = '\0';
-    }
+    *port = ip_split_port(addr);
 }
 
 bool listeners_open_all(const struct config *cfg, char *err, size_t errlen)

@@ -24,10 +24,7 @@
 
 static unsigned host_hash(const char *ip)
 {
-    unsigned h = 2166136261u;
-    for (; *ip; ip++)
-        h = (h ^ (unsigned char)*ip) * 16777619u;
-    return h % HOST_BUCKETS;
+    return hash_fnv1a32(ip) % HOST_BUCKETS;
 }
 
 /* Count a new connection from ip; returns the number including this one. */

@@ -112,16 +112,7 @@ static enum session_action stdio_settle(struct session *s, struct stdio_transpor
 static int split_host(const char *host, char *ip, size_t iplen)
 {
     strlcpy_p(ip, host, iplen);
-    int dots = 0;
-    for (const char *p = ip; *p; p++)
-        dots += *p == '.';
-    bool v6 = strchr(ip, ':') != NULL;
-    char *dot = strrchr(ip, '.');
-    if (dot && ((v6 && dots >= 1) || (!v6 && dots == 4))) {
-        *dot = '\0';
-        return atoi(dot + 1);
-    }
-    return 0;
+    return ip_split_port(ip);
 }
 
 /* cfg is a referenced snapshot; it is released when the session ends. */

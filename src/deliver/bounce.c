@@ -25,10 +25,7 @@ static void bounce_headers(struct delivery *d, const char *new_id, struct addr_i
         d->cfg->qualify_domain ? d->cfg->qualify_domain : d->cfg->primary_hostname;
     const char *host = d->cfg->primary_hostname ? d->cfg->primary_hostname : "localhost";
     char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    time_rfc2822(date, sizeof date, time(NULL));
     buf_printf(out, "Received: from postern by %s with local id %s\r\n\t; %s\r\n", host, new_id,
                date);
     buf_printf(out, "Auto-Submitted: auto-replied\r\n");
@@ -126,12 +123,10 @@ static bool bounce_spool(struct delivery *d, const char *new_id, const struct bu
 }
 
 bool deliver_bounce(struct delivery *d, struct addr_item *const *failed, int count,
-                    char bounce_id[SPOOL_ID_LEN + 1])
+                    const char *new_id)
 {
-    char new_id[SPOOL_ID_LEN + 1];
     char err[256] = "";
     struct buf text;
-    spool_new_id(new_id);
     buf_init(&text);
     bounce_headers(d, new_id, failed, count, &text);
     bounce_text(d, failed, count, &text);
@@ -139,7 +134,6 @@ bool deliver_bounce(struct delivery *d, struct addr_item *const *failed, int cou
     bool ok = bounce_spool(d, new_id, &text, err, sizeof err);
     if (ok) {
         log_write(LOG_MAIN, new_id, "<= <> R=%s U=postern P=local S=%zu", d->id, text.len);
-        memcpy(bounce_id, new_id, SPOOL_ID_LEN + 1);
     } else {
         log_write(LOG_PANIC, d->id, "failed to spool a bounce message: %s", err);
     }

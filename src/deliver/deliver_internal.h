@@ -87,8 +87,8 @@ enum addr_result {
 };
 
 struct addr_item {
-    const char *address; /* local@domain as written */
-    const char *local_part;
+    const char *address;    /* local@domain as written (a quoted local part keeps its quotes) */
+    const char *local_part; /* unquoted, as Exim's $local_part */
     const char *domain;
     struct addr_item *parent;    /* NULL for an envelope recipient */
     int rcpt_index;              /* envelope recipient this descends from */
@@ -97,10 +97,13 @@ struct addr_item {
     const struct transport *transport;
     const char *address_data;
     enum addr_result result;
-    const char *message;    /* failure or deferral text */
-    int basic_errno;        /* errno for a deferral, -1 when none */
-    bool transport_stage;   /* failure/deferral happened in the transport */
-    struct addr_item *next; /* in the delivery's list of final addresses */
+    const char *message;     /* failure or deferral text */
+    int basic_errno;         /* errno for a deferral, -1 when none */
+    bool transport_stage;    /* failure/deferral happened in the transport */
+    const char *marker;      /* maildir tmp/ link left until the delivery is recorded; the
+                                caller unlinks it then (d->arena string) */
+    bool redelivery_avoided; /* an earlier attempt had delivered it: not written again */
+    struct addr_item *next;  /* in the delivery's list of final addresses */
 };
 
 struct delivery {
@@ -124,10 +127,20 @@ void deliver_scope_expand_ctx(struct deliver_scope *scope, struct expand_ctx *ct
 /* route.c: route one address. Children of a redirect are appended to *children. */
 enum addr_result deliver_route_address(struct delivery *d, struct addr_item *addr,
                                        struct addr_item **children);
-/* Split local@domain into the address item's fields (d->arena); an address without a
- * domain is qualified with qualify_domain. False with reason when malformed. */
+/* Split local@domain into the address item's fields (d->arena): the address as written,
+ * the unquoted local part (Exim's $local_part) and the domain; an address without a domain
+ * is qualified with qualify_domain. False with reason ("malformed address: ...") when the
+ * address is not valid RFC 5321 syntax (src/util/address.c). */
 bool deliver_addr_split(struct delivery *d, struct addr_item *addr, const char *address,
                         const char **reason);
+/* May a path built for addr (the expanded `option`: directory, file) be used? Not when
+ * addr's local part or domain is empty, ".", ".." or contains '/' (whatever the ACLs
+ * said), nor when the path is not absolute or has ".", ".." or empty components. False
+ * with addr->message set (the delivery fails). */
+bool deliver_path_allowed(struct delivery *d, struct addr_item *addr, const char *option,
+                          const char *path);
+/* The envelope recipient an address descends from (itself for an envelope recipient). */
+const struct addr_item *deliver_addr_top(const struct addr_item *addr);
 
 /* redirect.c: interpret redirection data. */
 enum redirect_kind {
@@ -163,10 +176,11 @@ enum message_outcome {
 };
 enum message_outcome deliver_message_run(const struct config *cfg, const char *id);
 
-/* bounce.c: spool a failure report from "<>" to the sender for the failed addresses and
- * log its arrival; the caller delivers it (bounce_id). Returns false (logged to the
- * paniclog) when it could not be spooled. */
+/* bounce.c: spool a failure report from "<>" to the sender for the failed addresses, as
+ * message new_id (chosen and recorded by the caller, so that a repeat after a crash reuses
+ * it), and log its arrival; the caller delivers it. Returns false (logged to the paniclog)
+ * when it could not be spooled. */
 bool deliver_bounce(struct delivery *d, struct addr_item *const *failed, int count,
-                    char bounce_id[SPOOL_ID_LEN + 1]);
+                    const char *new_id);
 
 #endif

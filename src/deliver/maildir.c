@@ -1,28 +1,36 @@
 /*
  * maildir.c - the appendfile transport in maildir mode: writes the message (with the
  * Return-path:, Envelope-to: and Delivery-date: headers the transport asks for) to
- * <directory>/tmp/<unique>, fsyncs it, links it to <directory>/new/<unique>, removes the
- * tmp name and fsyncs new/. tmp/, new/ and cur/ (and the maildir itself, when
- * create_directory is set) are created as needed. Line ends become LF, as Exim writes
- * mailboxes, unless use_crlf is set.
+ * <directory>/tmp/<name>, fsyncs it, links it to <directory>/new/<name> and fsyncs new/.
+ * tmp/, new/ and cur/ (and the maildir itself, when create_directory is set) are created
+ * as needed. Line ends become LF, as Exim writes mailboxes, unless use_crlf is set.
  *
- * Any delivery thread may call it. The only shared state is the atomic counter that
- * makes unique names distinct within one microsecond and thread.
+ * Paths: an address whose local part or domain is empty, "." or "..", or contains '/',
+ * is never delivered (the delivery fails with the reason), whatever the ACLs said, and
+ * the expanded directory must be absolute without ".", ".." or empty components.
+ *
+ * Exactly once: <name> is derived from the message id and the recipient
+ * ("<received>.<id>_<fnv64 of the address key>.<host>"), so every attempt at the same
+ * delivery uses the same name. The tmp/<name> link is left in place as a marker until the
+ * caller has recorded the delivery in the spool (message.c unlinks it then); a later
+ * attempt that finds the marker still there knows an earlier one got that far and checks
+ * the marker's link count: 2 (or more) means new/<name> was published (it may have moved
+ * to cur/ since: a rename keeps the link), so the delivery is not repeated. See
+ * docs/architecture.md, "Exactly-once local delivery".
+ *
+ * Any delivery thread may call it. No shared state.
  */
 #include "deliver_internal.h"
 
+#include "postern/address.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-static atomic_ulong maildir_counter;
 
 /* Fail the delivery temporarily with errno and a description. */
 static enum addr_result maildir_defer(struct delivery *d, struct addr_item *addr, int err,
@@ -34,24 +42,6 @@ static enum addr_result maildir_defer(struct delivery *d, struct addr_item *addr
     return ADDR_DEFERRED;
 }
 
-/* mkdir -p: create each missing component with `mode`. */
-static int make_directories(char *path, mode_t mode)
-{
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p)
-            continue;
-        char saved = *p;
-        *p = 0;
-        if (mkdir(path, mode) != 0 && errno != EEXIST) {
-            *p = saved;
-            return -1;
-        }
-        *p = saved;
-        if (!saved)
-            return 0;
-    }
-}
-
 static enum addr_result maildir_prepare(struct delivery *d, struct addr_item *addr, const char *dir)
 {
     const struct transport *t = addr->transport;
@@ -59,7 +49,7 @@ static enum addr_result maildir_prepare(struct delivery *d, struct addr_item *ad
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT || !t->create_directory)
             return maildir_defer(d, addr, errno, "while checking directory", dir);
-        if (make_directories(arena_strdup(d->arena, dir), t->directory_mode) != 0)
+        if (!fs_mkdir_p(dir, t->directory_mode))
             return maildir_defer(d, addr, errno, "while creating directory", dir);
     }
     static const char *const subdirs[] = {"tmp", "new", "cur"};
@@ -71,11 +61,10 @@ static enum addr_result maildir_prepare(struct delivery *d, struct addr_item *ad
     return ADDR_PENDING;
 }
 
-/* "<sec>.M<usec>P<pid>T<tid>Q<n>.<host>" with '/' and ':' in the host escaped. */
-static const char *maildir_unique(struct delivery *d)
+/* "<received>.<id>_<hash>.<host>": the same for every attempt at delivering this message
+ * to this address; '/' and ':' in the host escaped as the maildir convention asks. */
+static const char *maildir_name(struct delivery *d, const struct addr_item *addr)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
     struct buf host;
     buf_init(&host);
     const char *h = d->cfg->primary_hostname ? d->cfg->primary_hostname : "localhost";
@@ -87,19 +76,12 @@ static const char *maildir_unique(struct delivery *d)
         else
             buf_append(&host, h, 1);
     }
+    unsigned long long hash = hash_fnv1a64(address_key(d->arena, addr->address));
     const char *name =
-        arena_printf(d->arena, "%lld.M%06ldP%ldT%ldQ%lu.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-                     (long)getpid(), (long)syscall(SYS_gettid),
-                     atomic_fetch_add(&maildir_counter, 1) + 1, host.data ? host.data : "");
+        arena_printf(d->arena, "%lld.%s_%016llx.%s", (long long)d->env->received_time, d->id, hash,
+                     host.data ? host.data : "");
     buf_free(&host);
     return name;
-}
-
-static const struct addr_item *addr_top(const struct addr_item *a)
-{
-    while (a->parent)
-        a = a->parent;
-    return a;
 }
 
 static void maildir_headers(struct delivery *d, const struct addr_item *addr, struct buf *out)
@@ -109,29 +91,12 @@ static void maildir_headers(struct delivery *d, const struct addr_item *addr, st
     if (t->return_path_add)
         buf_printf(out, "Return-path: <%s>%s", d->env->sender, eol);
     if (t->envelope_to_add)
-        buf_printf(out, "Envelope-to: %s%s", addr_top(addr)->address, eol);
+        buf_printf(out, "Envelope-to: %s%s", deliver_addr_top(addr)->address, eol);
     if (t->delivery_date_add) {
         char date[64];
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+        time_rfc2822(date, sizeof date, time(NULL));
         buf_printf(out, "Delivery-date: %s%s", date, eol);
     }
-}
-
-static bool write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
 }
 
 /* Copy chunk to out, turning CRLF into LF; *cr carries a CR seen at a chunk's end. */
@@ -167,37 +132,54 @@ static int maildir_copy(struct delivery *d, const struct addr_item *addr, int fd
             buf_append(&out, chunk, (size_t)n);
         else
             crlf_to_lf(chunk, (size_t)n, &cr, &out);
-        ok = write_all(fd, out.data, out.len);
+        ok = fs_write_all(fd, out.data, out.len);
         buf_clear(&out);
     }
     if (ok && cr)
-        ok = write_all(fd, "\r", 1);
+        ok = fs_write_all(fd, "\r", 1);
     int err = (!ok || n < 0) ? (errno ? errno : EIO) : 0;
     buf_free(&out);
     close(data);
     return err;
 }
 
-static int fsync_directory(const char *path)
+/* An earlier attempt left tmp/<name>: was it published? The marker and new/<name> are one
+ * inode, so a link count above 1 says yes, wherever a mail reader has moved it since. */
+static bool maildir_marker_published(const char *tmp)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
+    struct stat st;
+    return lstat(tmp, &st) == 0 && st.st_nlink > 1;
 }
 
-/* Write tmp/<unique>, then publish it as new/<unique>. */
+/* Open tmp/<name> for writing. *published is set when an earlier attempt already
+ * delivered this message to this address. */
+static int maildir_open_tmp(const char *tmp, mode_t mode, bool *published)
+{
+    *published = false;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd >= 0 || errno != EEXIST)
+        return fd;
+    if (maildir_marker_published(tmp)) {
+        *published = true;
+        return -1;
+    }
+    return open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC); /* an unpublished earlier attempt */
+}
+
+/* Write tmp/<name> and publish it as new/<name>; tmp/<name> stays as the marker. */
 static enum addr_result maildir_write(struct delivery *d, struct addr_item *addr, const char *dir)
 {
-    const char *unique = maildir_unique(d);
-    const char *tmp = arena_printf(d->arena, "%s/tmp/%s", dir, unique);
+    const char *name = maildir_name(d, addr);
+    const char *tmp = arena_printf(d->arena, "%s/tmp/%s", dir, name);
     const char *newdir = arena_printf(d->arena, "%s/new", dir);
-    const char *final = arena_printf(d->arena, "%s/%s", newdir, unique);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, addr->transport->mode);
+    const char *final = arena_printf(d->arena, "%s/%s", newdir, name);
+    bool published = false;
+    int fd = maildir_open_tmp(tmp, addr->transport->mode, &published);
+    if (published) {
+        addr->marker = tmp;
+        addr->redelivery_avoided = true;
+        return ADDR_DELIVERED;
+    }
     if (fd < 0)
         return maildir_defer(d, addr, errno, "while creating file", tmp);
     int err = maildir_copy(d, addr, fd);
@@ -209,12 +191,17 @@ static enum addr_result maildir_write(struct delivery *d, struct addr_item *addr
         err = errno;
     if (!err && link(tmp, final) != 0)
         err = errno;
+    if (err == EEXIST) { /* published by an attempt whose marker is gone */
+        addr->marker = tmp;
+        addr->redelivery_avoided = true;
+        return ADDR_DELIVERED;
+    }
     if (err) {
         unlink(tmp);
         return maildir_defer(d, addr, err, "while writing", tmp);
     }
-    unlink(tmp);
-    if (fsync_directory(newdir) != 0)
+    addr->marker = tmp;
+    if (!fs_sync_directory(newdir))
         return maildir_defer(d, addr, errno, "while syncing directory", newdir);
     return ADDR_DELIVERED;
 }
@@ -236,6 +223,10 @@ enum addr_result deliver_maildir(struct delivery *d, struct addr_item *addr)
                          : err           ? err
                                          : "forced failure");
         return ADDR_DEFERRED;
+    }
+    if (!deliver_path_allowed(d, addr, "directory", dir)) {
+        addr->transport_stage = true;
+        return ADDR_FAILED;
     }
     enum addr_result res = maildir_prepare(d, addr, dir);
     if (res != ADDR_PENDING)

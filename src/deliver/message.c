@@ -10,11 +10,17 @@
  * whose other children deferred does not deliver them twice. It is removed with the
  * message.
  *
+ * Exactly once: the transport leaves a marker (addr->marker, a tmp/ link of the delivered
+ * file) that lets a later attempt recognise a delivery made before a crash; it is unlinked
+ * here only after the delivery is recorded (the deliver/<id> line for a child, the -J
+ * journal or the removal of the message for an envelope recipient).
+ *
  * Threads: any delivery thread (or -q in the main thread); the spool lock makes sure one
  * message is delivered by one thread at a time. Memory: one arena per attempt.
  */
 #include "deliver_internal.h"
 
+#include "postern/address.h"
 #include "postern/log.h"
 
 #include <errno.h>
@@ -41,7 +47,15 @@ struct message_run {
     struct ptr_array failed_rcpts; /* recipient indices to mark done once bounced */
     struct ptr_array finished;     /* recipient indices finished in this attempt, journalled
                                       (-J) only if the message stays in the queue */
+    char bounce_pending[SPOOL_ID_LEN + 1]; /* a bounce chosen before a crash whose failures
+                                              were not recorded: reused, never doubled */
+    bool bounce_recorded; /* this attempt's bounce must be closed with BOUNCE_DONE */
 };
+
+/* Lines of the per-message file besides addresses (an address never starts so): the id
+ * of a bounce about to be spooled, and its closing once its failures are recorded. */
+#define BOUNCE_PENDING "bounce "
+#define BOUNCE_DONE "bounced "
 
 static void ptr_push(struct arena *arena, struct ptr_array *a, void *p)
 {
@@ -56,18 +70,17 @@ static void ptr_push(struct arena *arena, struct ptr_array *a, void *p)
     a->items[a->count++] = p;
 }
 
-static const struct addr_item *addr_top(const struct addr_item *a)
-{
-    while (a->parent)
-        a = a->parent;
-    return a;
-}
-
 static char *addr_key(struct arena *arena, const struct addr_item *a)
 {
-    char *k = arena_strdup(arena, a->address);
-    str_lower(k);
-    return k;
+    return address_key(arena, a->address);
+}
+
+/* The delivery of a is recorded: the transport's marker has done its job. */
+static void marker_release(struct addr_item *a)
+{
+    if (a->marker && a->result == ADDR_DELIVERED)
+        unlink(a->marker);
+    a->marker = NULL;
 }
 
 /* ---- the per-message file of finished child addresses ---- */
@@ -79,8 +92,16 @@ static void done_load(struct message_run *m)
     if (!redirect_read_file(m->d.arena, m->done_path, &text, &err) || !text)
         return;
     char *copy = arena_strdup(m->d.arena, text), *save = NULL;
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-        ptr_push(m->d.arena, &m->done, line);
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, BOUNCE_PENDING, strlen(BOUNCE_PENDING)) == 0 &&
+            spool_id_valid(line + strlen(BOUNCE_PENDING)))
+            memcpy(m->bounce_pending, line + strlen(BOUNCE_PENDING), SPOOL_ID_LEN + 1);
+        else if (strncmp(line, BOUNCE_DONE, strlen(BOUNCE_DONE)) == 0 &&
+                 strcmp(line + strlen(BOUNCE_DONE), m->bounce_pending) == 0)
+            m->bounce_pending[0] = '\0';
+        else
+            ptr_push(m->d.arena, &m->done, line);
+    }
 }
 
 static bool done_contains(const struct message_run *m, const char *key)
@@ -91,8 +112,8 @@ static bool done_contains(const struct message_run *m, const char *key)
     return false;
 }
 
-/* Append one finished child address, durably. Failure only risks a repeat delivery. */
-static void done_record(struct message_run *m, const struct addr_item *a)
+/* Append one line to the per-message file, durably; false (logged) on failure. */
+static bool done_append(struct message_run *m, const char *text, const char *what)
 {
     char *dir = arena_printf(m->d.arena, "%s/deliver", spool_dir());
     if (mkdir(dir, 0750) != 0 && errno != EEXIST)
@@ -100,14 +121,25 @@ static void done_record(struct message_run *m, const struct addr_item *a)
     int fd = open(m->done_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
         goto fail;
-    const char *line = arena_printf(m->d.arena, "%s\n", addr_key(m->d.arena, a));
-    bool ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fdatasync(fd) == 0;
+    const char *line = arena_printf(m->d.arena, "%s\n", text);
+    bool ok = fs_write_all(fd, line, strlen(line)) && fdatasync(fd) == 0;
+    int saved = errno;
     close(fd);
+    errno = saved;
     if (ok)
-        return;
+        return true;
 fail:
-    log_write(LOG_PANIC, m->d.id, "cannot record delivery of %s in %s: %s", a->address,
-              m->done_path, strerror(errno));
+    log_write(LOG_PANIC, m->d.id, "cannot record %s in %s: %s", what, m->done_path,
+              strerror(errno));
+    return false;
+}
+
+/* Record one finished child address. On failure the marker stays, so a later attempt
+ * still finds the delivery. */
+static bool done_record(struct message_run *m, const struct addr_item *a)
+{
+    return done_append(m, addr_key(m->d.arena, a),
+                       arena_printf(m->d.arena, "the delivery of %s", a->address));
 }
 
 /* ---- log lines ---- */
@@ -116,7 +148,7 @@ fail:
  * followed by " <top>" when it differs from the original recipient. */
 static void log_address(struct buf *b, const struct addr_item *a, bool local_style)
 {
-    const struct addr_item *top = addr_top(a);
+    const struct addr_item *top = deliver_addr_top(a);
     if (local_style) {
         buf_printf(b, "%s <%s>", a->local_part, top->address);
         return;
@@ -127,13 +159,16 @@ static void log_address(struct buf *b, const struct addr_item *a, bool local_sty
         buf_printf(b, " <%s>", top->address);
 }
 
+/* "=>", or "*>" with a note when an attempt before a crash had delivered it already (not
+ * "=>": log readers count those, and that delivery may have logged one). */
 static void log_delivered(const struct message_run *m, const struct addr_item *a)
 {
     struct buf b;
     buf_init(&b);
     log_address(&b, a, a->router && a->router->log_as_local);
-    log_write(LOG_MAIN, m->d.id, "=> %s R=%s T=%s", b.data, a->router ? a->router->name : "",
-              a->transport ? a->transport->name : "");
+    log_write(LOG_MAIN, m->d.id, "%s %s R=%s T=%s%s", a->redelivery_avoided ? "*>" : "=>", b.data,
+              a->router ? a->router->name : "", a->transport ? a->transport->name : "",
+              a->redelivery_avoided ? ": already delivered by an earlier attempt" : "");
     buf_free(&b);
 }
 
@@ -212,8 +247,8 @@ static enum addr_result deliver_final(struct message_run *m, struct addr_item *a
     if (res == ADDR_DELIVERED) {
         a->result = ADDR_DELIVERED;
         log_delivered(m, a);
-        if (a->parent)
-            done_record(m, a);
+        if (a->parent && done_record(m, a))
+            marker_release(a);
         return res;
     }
     if (res == ADDR_FAILED) {
@@ -279,14 +314,39 @@ static void recipient_process(struct message_run *m, int index)
     ptr_push(m->d.arena, &m->finished, (void *)(intptr_t)index);
 }
 
+/* Spool the bounce once: its id is recorded before it is spooled, so an attempt after a
+ * crash that came before the failures were recorded reuses it (and finds it spooled, or
+ * delivered under the same maildir name) instead of sending a second bounce. */
+static bool bounce_once(struct message_run *m, char bounce_id[SPOOL_ID_LEN + 1])
+{
+    struct spool_envelope earlier;
+    char err[256];
+    if (m->bounce_pending[0]) {
+        memcpy(bounce_id, m->bounce_pending, SPOOL_ID_LEN + 1);
+        m->bounce_recorded = true;
+        if (spool_read_envelope(m->d.arena, bounce_id, &earlier, err, sizeof err))
+            return true; /* spooled before the crash: deliver that one */
+    } else {
+        spool_new_id(bounce_id);
+        if (!done_append(m, arena_printf(m->d.arena, BOUNCE_PENDING "%s", bounce_id),
+                         "the bounce id"))
+            return false;
+        memcpy(m->bounce_pending, bounce_id, SPOOL_ID_LEN + 1);
+        m->bounce_recorded = true;
+    }
+    return deliver_bounce(&m->d, (struct addr_item *const *)m->failed.items, m->failed.count,
+                          bounce_id);
+}
+
 /* Bounce the failures (unless the sender is <>), then record them as finished. */
 static void failures_finish(struct message_run *m, char bounce_id[SPOOL_ID_LEN + 1])
 {
     if (m->failed.count == 0)
         return;
-    if (m->env.sender[0] && !deliver_bounce(&m->d, (struct addr_item *const *)m->failed.items,
-                                            m->failed.count, bounce_id))
+    if (m->env.sender[0] && !bounce_once(m, bounce_id)) {
+        bounce_id[0] = '\0';
         return; /* retried next time: the failures are not recorded */
+    }
     for (int i = 0; i < m->failed.count; i++) {
         const struct addr_item *a = m->failed.items[i];
         if (a->parent)
@@ -299,18 +359,37 @@ static void failures_finish(struct message_run *m, char bounce_id[SPOOL_ID_LEN +
     }
 }
 
+/* Envelope recipient `index` (or every one, for -1) is recorded: release the markers of
+ * the addresses delivered for it. */
+static void markers_release(struct message_run *m, int index)
+{
+    for (int i = 0; i < m->finals.count; i++) {
+        struct addr_item *a = m->finals.items[i];
+        if (index < 0 || a->rcpt_index == index)
+            marker_release(a);
+    }
+}
+
 /* The message stays queued: record what this attempt finished in the -J journal. When
  * everything is finished the journal is not needed at all (removing -H records it), which
  * saves a file creation and two syncs per message. A crash between a delivery and its
- * record means that recipient is tried again (at least once, never lost). */
+ * record means that recipient is tried again; the transport's marker makes that attempt
+ * find the earlier delivery instead of repeating it. */
 static void finished_journal(struct message_run *m)
 {
+    bool all = true;
     for (int i = 0; i < m->finished.count; i++) {
         int index = (int)(intptr_t)m->finished.items[i];
         char err[256];
-        if (!spool_mark_done(m->d.id, index, err, sizeof err))
+        if (!spool_mark_done(m->d.id, index, err, sizeof err)) {
             log_write(LOG_PANIC, m->d.id, "cannot mark recipient %d done: %s", index, err);
+            all = false;
+            continue;
+        }
+        markers_release(m, index);
     }
+    if (m->bounce_recorded && all) /* its failures are recorded: a new failure, a new bounce */
+        done_append(m, arena_printf(m->d.arena, BOUNCE_DONE "%s", m->bounce_pending), "the bounce");
 }
 
 static enum message_outcome message_finish(struct message_run *m)
@@ -321,8 +400,11 @@ static enum message_outcome message_finish(struct message_run *m)
             return MESSAGE_DEFERRED;
         }
     log_write(LOG_MAIN, m->d.id, "Completed");
-    if (!spool_remove(m->d.id))
+    if (!spool_remove(m->d.id)) {
         log_write(LOG_PANIC, m->d.id, "failed to remove the message from the spool");
+        return MESSAGE_COMPLETED; /* the markers stay: a repeat finds the deliveries */
+    }
+    markers_release(m, -1);
     unlink(m->done_path);
     return MESSAGE_COMPLETED;
 }

@@ -53,6 +53,7 @@ struct queue_runtime {
     int thread_count;
     pthread_t timer_thread;
     bool has_timer;
+    uint64_t scans; /* spool scans finished since the process started */
 };
 
 static struct queue_runtime queue = {
@@ -61,10 +62,7 @@ static struct queue_runtime queue = {
 
 static unsigned queue_hash(const char *id)
 {
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % QUEUE_BUCKETS;
+    return hash_fnv1a32(id) % QUEUE_BUCKETS;
 }
 
 /* Find (or, with create, add) the entry for id. Caller holds the lock. */
@@ -205,9 +203,18 @@ static void queue_scan(void)
     for (int i = 0; i < n; i++)
         enqueue_locked(ids[i], retry_ms);
     entries_sweep();
+    queue.scans++;
     pthread_mutex_unlock(&queue.lock);
     arena_delete(arena);
     queue.src.put(cfg);
+}
+
+uint64_t deliver_queue_scans(void)
+{
+    pthread_mutex_lock(&queue.lock);
+    uint64_t n = queue.scans;
+    pthread_mutex_unlock(&queue.lock);
+    return n;
 }
 
 static void *timer_thread(void *arg)

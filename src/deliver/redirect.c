@@ -10,7 +10,7 @@
  */
 #include "deliver_internal.h"
 
-#include "postern/smtp_cmd.h"
+#include "postern/address.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -123,7 +123,7 @@ static const char *item_address(struct arena *arena, char *item, const char *qua
     if (!address)
         return NULL;
     const char *local_part, *domain, *reason = NULL;
-    if (!smtp_split_address(arena, address, &local_part, &domain, &reason) || !*domain) {
+    if (!address_split(arena, address, &local_part, &domain, &reason) || !*domain) {
         *err = arena_printf(arena, "malformed address in redirection list: %s%s%s", address,
                             reason ? ": " : "", reason ? reason : "");
         return NULL;

@@ -13,6 +13,7 @@
  */
 #include "deliver_internal.h"
 
+#include "postern/address.h"
 #include "postern/log.h"
 
 #include <string.h>
@@ -23,22 +24,48 @@ enum router_outcome { ROUTER_DECLINE, ROUTER_DONE };
 bool deliver_addr_split(struct delivery *d, struct addr_item *addr, const char *address,
                         const char **reason)
 {
-    const char *at = strrchr(address, '@');
-    if (!*address || at == address || (at && !at[1])) {
-        *reason = "malformed address";
+    const char *local_part = NULL, *domain = NULL;
+    if (!address_split(d->arena, address, &local_part, &domain, reason))
         return false;
-    }
-    if (!at) { /* "postmaster": qualify it, as Exim does with qualify_recipient */
-        const char *q = d->cfg && d->cfg->qualify_domain     ? d->cfg->qualify_domain
-                        : d->cfg && d->cfg->primary_hostname ? d->cfg->primary_hostname
-                                                             : "localhost";
-        address = arena_printf(d->arena, "%s@%s", address, q);
-        at = strrchr(address, '@');
+    if (!*domain) { /* "postmaster": qualify it, as Exim does with qualify_recipient */
+        domain = d->cfg && d->cfg->qualify_domain     ? d->cfg->qualify_domain
+                 : d->cfg && d->cfg->primary_hostname ? d->cfg->primary_hostname
+                                                      : "localhost";
+        address = arena_printf(d->arena, "%s@%s", address, domain);
     }
     addr->address = address;
-    addr->local_part = arena_strndup(d->arena, address, (size_t)(at - address));
-    addr->domain = at + 1;
+    addr->local_part = address_unquote(d->arena, local_part); /* Exim's $local_part */
+    addr->domain = domain;
     addr->basic_errno = -1;
+    return true;
+}
+
+const struct addr_item *deliver_addr_top(const struct addr_item *addr)
+{
+    while (addr->parent)
+        addr = addr->parent;
+    return addr;
+}
+
+bool deliver_path_allowed(struct delivery *d, struct addr_item *addr, const char *option,
+                          const char *path)
+{
+    const char *why = NULL;
+    addr->basic_errno = -1;
+    if (!address_component_path_safe(addr->local_part, &why)) {
+        addr->message = arena_printf(d->arena, "local part \"%s\" %s: not used in a file path",
+                                     addr->local_part, why);
+        return false;
+    }
+    if (!address_component_path_safe(addr->domain, &why)) {
+        addr->message =
+            arena_printf(d->arena, "domain \"%s\" %s: not used in a file path", addr->domain, why);
+        return false;
+    }
+    if (!fs_path_check(path, &why)) {
+        addr->message = arena_printf(d->arena, "%s \"%s\" %s", option, path, why);
+        return false;
+    }
     return true;
 }
 
@@ -145,6 +172,8 @@ static enum addr_result redirect_text(struct delivery *d, const struct router *r
         return ADDR_PENDING;
     }
     const char *err = NULL;
+    if (!deliver_path_allowed(d, addr, "file", value))
+        return ADDR_FAILED;
     if (!redirect_read_file(d->arena, value, text, &err)) {
         addr->message = err;
         return ADDR_DEFERRED;

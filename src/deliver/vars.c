@@ -17,13 +17,6 @@ static const char *str_or_empty(const char *s)
     return s ? s : "";
 }
 
-static const struct addr_item *addr_top(const struct addr_item *a)
-{
-    while (a && a->parent)
-        a = a->parent;
-    return a;
-}
-
 /* Variables about the address being routed or delivered. */
 static const char *var_address(struct deliver_scope *s, struct arena *arena, const char *name)
 {
@@ -40,9 +33,9 @@ static const char *var_address(struct deliver_scope *s, struct arena *arena, con
     if (strcmp(name, "local_part_data") == 0 || strcmp(name, "domain_data") == 0)
         return "";
     if (strcmp(name, "original_local_part") == 0)
-        return a ? addr_top(a)->local_part : "";
+        return a ? deliver_addr_top(a)->local_part : "";
     if (strcmp(name, "original_domain") == 0)
-        return a ? addr_top(a)->domain : "";
+        return a ? deliver_addr_top(a)->domain : "";
     if (strcmp(name, "parent_local_part") == 0)
         return a && a->parent ? a->parent->local_part : "";
     if (strcmp(name, "parent_domain") == 0)

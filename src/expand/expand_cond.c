@@ -75,39 +75,14 @@ static const struct cond_def cond_table[] = {
     {"inlisti", COND_INLIST, 2, CMP_CASELESS},
 };
 
-/* Exim's numeric form: optional sign, digits, optional K/M/G; "" is zero. */
+/* Exim's numeric form: optional sign, decimal digits, optional K/M/G; surrounding
+ * blanks ignored; "" (or only blanks) is zero. */
 static bool parse_number(const char *s, long long *out)
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    if (!*s) {
-        *out = 0;
-        return true;
-    }
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || (!isdigit((unsigned char)*s) && !isdigit((unsigned char)s[1])))
+    int64_t v = 0;
+    if (s[strspn(s, " \t\r\n\f\v")] && !parse_exim_integer(s, 10, &v))
         return false;
-    long long mult = 1;
-    switch (tolower((unsigned char)*end)) {
-    case 'k':
-        mult = 1024;
-        end++;
-        break;
-    case 'm':
-        mult = 1024 * 1024;
-        end++;
-        break;
-    case 'g':
-        mult = 1024LL * 1024 * 1024;
-        end++;
-        break;
-    }
-    while (isspace((unsigned char)*end))
-        end++;
-    if (*end || v > (1LL << 50) || v < -(1LL << 50))
-        return false;
-    *out = v * mult;
+    *out = v;
     return true;
 }
 

@@ -10,13 +10,13 @@
 #define POSTERN_EXPAND_INTERNAL_H
 
 #include "postern/expand.h"
+#include "postern/ip.h"
 
 #include <regex.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define EXPAND_MAX_DEPTH 48             /* nested ${...}, conditions and lookups */
 #define EXPAND_MAX_INPUT (64 * 1024)    /* bytes of expansion source */
 #define EXPAND_MAX_OUTPUT (1024 * 1024) /* bytes of any intermediate or final result */
 #define EXPAND_MAX_NAME 64              /* variable, item, operator and condition names */
@@ -71,35 +71,7 @@ bool expand_regex_exec(const struct expand_regex *rx, const char *subject, int e
 /* Run; on a match set ctx->match[0..9] (arena copies). */
 bool expand_regex_match(struct expand_ctx *ctx, const struct expand_regex *rx, const char *subject);
 
-/* ---- ip.c ---- */
-struct ip_addr {
-    int family;        /* 4 or 6 */
-    uint8_t bytes[16]; /* network order; IPv4 uses the first 4 */
-};
-/* Parse an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4. */
-bool ip_parse(const char *text, struct ip_addr *out);
-/* "addr" or "addr/bits"; *bits is the full length when no mask is given. */
-bool ip_parse_cidr(const char *text, struct ip_addr *out, int *bits);
-bool ip_in_network(const struct ip_addr *addr, const struct ip_addr *net, int bits);
-/* Exim's key text for net-/netN- lookups: IPv4 dotted quad; IPv6 eight %04x groups joined
- * by '.' (or ':' when colons is set). bits < 0: no mask and no "/bits" suffix. */
-char *ip_key_text(struct arena *arena, const struct ip_addr *addr, int bits, bool colons);
-
 /* ---- lists.c ---- */
-/*
- * Open a regular file for reading without blocking on FIFOs or devices (lists' "/file"
- * items and the lsearch family). NULL with *err set (arena) on failure.
- */
-FILE *expand_open_regular_file(struct arena *arena, const char *path, const char *purpose,
-                               const char **err);
-
-/*
- * Match one pattern of the domain-list kind (also used by wildlsearch keys): "*suffix",
- * "^regex", "type;data" lookups with `subject` as the key, or a literal. `caseless` applies
- * to literal, suffix and regex comparisons.
- */
-enum match_result list_match_pattern(struct expand_ctx *ctx, const char *pattern,
-                                     const char *subject, bool caseless, const char **err);
 /* Host list match without expanding the list first (match_ip{}{} has expanded it). */
 enum match_result list_match_host_noexpand(struct expand_ctx *ctx, const char *list, const char *ip,
                                            const char *name, const char **err);

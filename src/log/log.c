@@ -120,17 +120,7 @@ static bool log_make_parent_dirs(const char *path, char *err, size_t errlen)
     if (!slash || slash == dir)
         return true;
     *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, LOG_DIR_MODE) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create log directory %s: %s", dir, strerror(errno));
-            return false;
-        }
-        *p = '/';
-    }
-    if (mkdir(dir, LOG_DIR_MODE) != 0 && errno != EEXIST) {
+    if (!fs_mkdir_p(dir, LOG_DIR_MODE)) {
         snprintf(err, errlen, "cannot create log directory %s: %s", dir, strerror(errno));
         return false;
     }

@@ -16,7 +16,8 @@
  */
 #include "lookup_drivers.h"
 
-#include "../expand/expand_internal.h"
+#include "postern/expand.h"
+#include "postern/ip.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -23,10 +23,12 @@
  *    source route ("<@a,@b:user@dom>") is validated and removed. An address without a
  *    domain (RCPT TO:<postmaster>) parses with domain ""; whether it is acceptable is the
  *    session's call.
- *  - Addresses are strict RFC 5321 (dot-string or quoted-string local part, kept exactly
- *    as sent, at most 64 bytes; domain of letters, digits, '-', '_' and UTF-8 bytes in
- *    dot-separated labels of at most 63, or an [IPv4] / [IPv6:...] literal, at most 255
- *    bytes; the path between the brackets at most 254, so 256 with them).
+ *  - Addresses are strict RFC 5321, checked by address_split() (src/util/address.c):
+ *    dot-string or quoted-string local part of at most 64 bytes; domain of letters,
+ *    digits, '-', '_' and UTF-8 bytes in dot-separated labels of at most 63, or an [IPv4] /
+ *    [IPv6:...] literal, at most 255 bytes; the path between the brackets at most 254, so
+ *    256 with them. `address` is kept exactly as sent; `local_part` is unquoted
+ *    ("\"a b\"@x" gives "a b"), as Exim's $local_part.
  *  - Parameters are KEY[=VALUE] separated by spaces. For MAIL: SIZE=digits (overflow is a
  *    syntax error), BODY=7BIT|8BITMIME|BINARYMIME, PRDR and SMTPUTF8 without values; a
  *    known parameter given twice is a syntax error. Any other keyword (and every RCPT
@@ -35,13 +37,9 @@
  */
 #include "postern/smtp_cmd.h"
 
-#include <arpa/inet.h>
-#include <string.h>
+#include "postern/address.h"
 
-#define SMTP_LOCAL_PART_MAX 64
-#define SMTP_DOMAIN_MAX 255
-#define SMTP_LABEL_MAX 63
-#define SMTP_PATH_MAX 254 /* 256 octets of RFC 5321 4.5.3.1.3 minus the angle brackets */
+#include <string.h>
 
 #define REASON_CONTROL "NUL or control character in command"
 #define REASON_TOO_LONG "address too long"
@@ -98,149 +96,6 @@ static bool is_alpha(char c)
 static bool is_utf8_byte(char c)
 {
     return (unsigned char)c >= 0x80;
-}
-
-/* RFC 5322 atext, plus UTF-8 (RFC 6531). */
-static bool is_atext(char c)
-{
-    return is_alpha(c) || is_digit(c) || is_utf8_byte(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
-}
-
-/* RFC 5321 qtextSMTP (printable ASCII except '"' and '\'), plus UTF-8. */
-static bool is_qtext(char c)
-{
-    return (c >= 32 && c <= 126 && c != '"' && c != '\\') || is_utf8_byte(c);
-}
-
-static bool is_label_char(char c)
-{
-    return is_alpha(c) || is_digit(c) || c == '-' || c == '_' || is_utf8_byte(c);
-}
-
-/* ---- addresses ---- */
-
-/* Local part at s: quoted-string or dot-string. Sets *end past it. */
-static bool address_scan_local_part(const char *s, const char **end, const char **reason)
-{
-    const char *p = s;
-    if (*p == '"') {
-        for (p++; *p != '"'; p++) {
-            if (*p == '\\' && p[1] >= 32 && p[1] <= 126) {
-                p++;
-                continue;
-            }
-            if (!*p) {
-                *reason = "malformed address: unterminated quoted string";
-                return false;
-            }
-            if (!is_qtext(*p)) {
-                *reason = "malformed address: invalid character in quoted local part";
-                return false;
-            }
-        }
-        *end = p + 1;
-        return true;
-    }
-    for (;;) {
-        const char *atom = p;
-        while (is_atext(*p))
-            p++;
-        if (p == atom) {
-            *reason = (*p == '.' || *p == '@' || !*p)
-                          ? "malformed address: empty element in local part"
-                          : "malformed address: invalid character in local part";
-            return false;
-        }
-        if (*p != '.')
-            break;
-        p++;
-    }
-    *end = p;
-    return true;
-}
-
-/* "[1.2.3.4]" or "[IPv6:...]" (the whole domain string). */
-static bool address_check_literal(const char *domain, const char **reason)
-{
-    size_t n = strlen(domain);
-    char inner[SMTP_DOMAIN_MAX + 1];
-    if (n < 3 || domain[n - 1] != ']' || n - 2 > SMTP_DOMAIN_MAX) {
-        *reason = "malformed address: invalid address literal";
-        return false;
-    }
-    memcpy(inner, domain + 1, n - 2);
-    inner[n - 2] = '\0';
-    unsigned char addr[16];
-    bool ok = str_nieq(inner, "IPv6:", 5) ? inet_pton(AF_INET6, inner + 5, addr) == 1
-                                          : inet_pton(AF_INET, inner, addr) == 1;
-    if (!ok)
-        *reason = "malformed address: invalid address literal";
-    return ok;
-}
-
-/* Dot-separated labels, or an address literal. */
-static bool address_check_domain(const char *domain, const char **reason)
-{
-    if (!*domain) {
-        *reason = "malformed address: missing domain after '@'";
-        return false;
-    }
-    if (strlen(domain) > SMTP_DOMAIN_MAX) {
-        *reason = REASON_TOO_LONG;
-        return false;
-    }
-    if (*domain == '[')
-        return address_check_literal(domain, reason);
-    const char *p = domain;
-    for (;;) {
-        const char *label = p;
-        while (is_label_char(*p))
-            p++;
-        size_t n = (size_t)(p - label);
-        if (n == 0 || n > SMTP_LABEL_MAX || label[0] == '-' || p[-1] == '-') {
-            *reason = n == 0 && (*p == '.' || !*p) ? "malformed address: empty domain label"
-                                                   : "malformed address: invalid domain";
-            return false;
-        }
-        if (!*p)
-            return true;
-        if (*p != '.') {
-            *reason = "malformed address: invalid character in domain";
-            return false;
-        }
-        p++;
-    }
-}
-
-bool smtp_split_address(struct arena *arena, const char *address, const char **local_part,
-                        const char **domain, const char **reason)
-{
-    if (!address || !*address) {
-        *reason = "malformed address: empty address";
-        return false;
-    }
-    if (strlen(address) > SMTP_PATH_MAX) {
-        *reason = REASON_TOO_LONG;
-        return false;
-    }
-    const char *end;
-    if (!address_scan_local_part(address, &end, reason))
-        return false;
-    if ((size_t)(end - address) > SMTP_LOCAL_PART_MAX) {
-        *reason = REASON_TOO_LONG;
-        return false;
-    }
-    if (*end && *end != '@') {
-        *reason = is_blank(*end) ? "malformed address: space in address"
-                                 : "malformed address: invalid character in local part";
-        return false;
-    }
-    const char *dom = *end == '@' ? end + 1 : end;
-    if (*end == '@' && !address_check_domain(dom, reason))
-        return false;
-    *local_part = arena_strndup(arena, address, (size_t)(end - address));
-    *domain = arena_strdup(arena, dom);
-    return true;
 }
 
 /* ---- paths: "<...>" or a bare address ---- */
@@ -331,7 +186,7 @@ static bool path_parse(struct arena *arena, const char *s, bool is_mail, struct 
         *reason = "malformed address: junk after the closing angle bracket";
         return false;
     }
-    if ((size_t)(end - inner) > SMTP_PATH_MAX) {
+    if ((size_t)(end - inner) > ADDRESS_PATH_MAX) {
         *reason = REASON_TOO_LONG;
         return false;
     }
@@ -346,8 +201,10 @@ static bool path_parse(struct arena *arena, const char *s, bool is_mail, struct 
     const char *mailbox = path;
     if (*path == '@' && !path_strip_route(arena, path, &mailbox, reason))
         return false;
-    if (!smtp_split_address(arena, mailbox, &cmd->local_part, &cmd->domain, reason))
+    const char *local_part = NULL;
+    if (!address_split(arena, mailbox, &local_part, &cmd->domain, reason))
         return false;
+    cmd->local_part = address_unquote(arena, local_part);
     cmd->address = mailbox;
     return true;
 }

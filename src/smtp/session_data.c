@@ -63,14 +63,6 @@ void session_reset_message(struct session *s)
     arena_reset(&s->msg_arena);
 }
 
-static void rfc2822_date(char *out, size_t size)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
 /* The Received: header, from received_header_text when it expands, else built here. */
 static const char *received_header(struct session *s)
 {
@@ -92,7 +84,7 @@ static const char *received_header(struct session *s)
             while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
                 b.len--;
             char date[64];
-            rfc2822_date(date, sizeof date);
+            time_rfc2822(date, sizeof date, time(NULL));
             buf_printf(&b, "; %s\r\n", date);
             const char *h = arena_strndup(&s->msg_arena, b.data, b.len);
             buf_free(&b);
@@ -102,7 +94,7 @@ static const char *received_header(struct session *s)
                   err ? err : "empty result");
     }
     char date[64];
-    rfc2822_date(date, sizeof date);
+    time_rfc2822(date, sizeof date, time(NULL));
     const char *from =
         s->is_local_input
             ? "from local (invoked by postern)"

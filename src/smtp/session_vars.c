@@ -8,6 +8,7 @@
  */
 #include "postern/session.h"
 
+#include "postern/address.h"
 #include "postern/deliver.h"
 #include "postern/log.h"
 #include "session_internal.h"
@@ -116,8 +117,8 @@ static const char *message_var(struct session *s, struct expand_ctx *ctx, const 
     if (strcmp(name, "sender_address_domain") == 0)
         return address_part(ctx, s->sender, true);
     if (strcmp(name, "local_part") == 0) {
-        if (s->rcpt_pending_address)
-            return address_part(ctx, s->rcpt_pending_address, false);
+        if (s->rcpt_pending_address) /* unquoted, as Exim's $local_part */
+            return address_local_part(ctx->arena, s->rcpt_pending_address);
         return current_rcpt_part(s, false);
     }
     if (strcmp(name, "domain") == 0) {

@@ -66,21 +66,10 @@ const char *spool_dir(void)
 
 static bool spool_mkdir_p(const char *path, char *err, size_t errlen)
 {
-    char tmp[PATH_MAX];
-    strlcpy_p(tmp, path, sizeof tmp);
-    for (char *p = tmp + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(tmp, SPOOL_DIR_MODE) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-            return false;
-        }
-        *p = saved;
-        if (saved == '\0')
-            return true;
-    }
+    if (fs_mkdir_p(path, SPOOL_DIR_MODE))
+        return true;
+    snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    return false;
 }
 
 static bool spool_file_exists(const char *id, const char *suffix)

@@ -69,32 +69,51 @@ size_t strlcpy_p(char *dst, const char *src, size_t size)
     return n;
 }
 
-bool parse_size(const char *s, int64_t *out)
+bool parse_exim_integer(const char *s, int base, int64_t *out)
 {
-    char *end;
-    errno = 0;
     while (isspace((unsigned char)*s))
         s++;
-    if (!isdigit((unsigned char)*s))
+    if (!(isdigit((unsigned char)s[0]) ||
+          ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
         return false;
-    long long v = strtoll(s, &end, 10);
-    if (errno)
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, base);
+    if (errno || end == s)
         return false;
     int64_t mult = 1;
     switch (*end) {
-    case 'k': case 'K': mult = 1024; end++; break;
-    case 'm': case 'M': mult = 1024 * 1024; end++; break;
-    case 'g': case 'G': mult = 1024LL * 1024 * 1024; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        mult = 1024;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024LL * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
     }
     while (isspace((unsigned char)*end))
         end++;
-    if (*end)
-        return false;
-    if (v > INT64_MAX / mult)
+    if (*end || v > INT64_MAX / mult || v < INT64_MIN / mult)
         return false;
     *out = v * mult;
     return true;
+}
+
+bool parse_size(const char *s, int64_t *out)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    return isdigit((unsigned char)*s) && parse_exim_integer(s, 10, out);
 }
 
 bool parse_time_interval(const char *s, int64_t *seconds)
@@ -113,13 +132,31 @@ bool parse_time_interval(const char *s, int64_t *seconds)
             return false;
         int64_t mult;
         switch (*end) {
-        case 's': mult = 1; end++; break;
-        case 'm': mult = 60; end++; break;
-        case 'h': mult = 3600; end++; break;
-        case 'd': mult = 86400; end++; break;
-        case 'w': mult = 7 * 86400; end++; break;
-        case '\0': mult = 1; break;
-        default: return false;
+        case 's':
+            mult = 1;
+            end++;
+            break;
+        case 'm':
+            mult = 60;
+            end++;
+            break;
+        case 'h':
+            mult = 3600;
+            end++;
+            break;
+        case 'd':
+            mult = 86400;
+            end++;
+            break;
+        case 'w':
+            mult = 7 * 86400;
+            end++;
+            break;
+        case '\0':
+            mult = 1;
+            break;
+        default:
+            return false;
         }
         if (v > (INT64_MAX - total) / mult)
             return false;

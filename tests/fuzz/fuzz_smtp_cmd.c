@@ -1,13 +1,14 @@
 /*
- * fuzz_smtp_cmd.c - libFuzzer target for smtp_parse_command() and smtp_split_address().
+ * fuzz_smtp_cmd.c - libFuzzer target for smtp_parse_command() and address_split().
  * The whole input is one command line. Beyond "no crash, no overread" it checks the
  * contract: OK leaves no reason and only non-NULL, control-free strings; a parsed path
- * re-splits to the same local part and domain; errors carry a one-line reason.
+ * re-splits to the same domain and, unquoted, the same local part; errors carry a one-line reason.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "postern/address.h"
 #include "postern/smtp_cmd.h"
 
 #define CHECK(cond)                                                                                \
@@ -33,18 +34,20 @@ static void check_address(struct arena *arena, const struct smtp_command *cmd)
         CHECK(!*cmd->local_part && !*cmd->domain);
         return;
     }
-    size_t local_len = strlen(cmd->local_part);
-    CHECK(local_len > 0 && local_len <= 64);
-    CHECK(strncmp(cmd->address, cmd->local_part, local_len) == 0);
-    if (*cmd->domain) {
-        CHECK(cmd->address[local_len] == '@');
-        CHECK(strcmp(cmd->address + local_len + 1, cmd->domain) == 0);
-    } else {
-        CHECK(cmd->address[local_len] == '\0');
-    }
     const char *local = NULL, *domain = NULL, *reason = NULL;
-    CHECK(smtp_split_address(arena, cmd->address, &local, &domain, &reason));
-    CHECK(strcmp(local, cmd->local_part) == 0 && strcmp(domain, cmd->domain) == 0);
+    CHECK(address_split(arena, cmd->address, &local, &domain, &reason));
+    size_t local_len = strlen(local);
+    CHECK(local_len > 0 && local_len <= 64);
+    CHECK(strncmp(cmd->address, local, local_len) == 0);
+    CHECK(strcmp(address_unquote(arena, local), cmd->local_part) == 0);
+    CHECK(strcmp(domain, cmd->domain) == 0);
+    if (*cmd->domain)
+        CHECK(cmd->address[local_len] == '@');
+    else
+        CHECK(cmd->address[local_len] == '\0');
+    /* quoting the unquoted local part gives a local part that unquotes to it again */
+    const char *requoted = address_quote(arena, cmd->local_part);
+    CHECK(strcmp(address_unquote(arena, requoted), cmd->local_part) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -76,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *copy = arena_strndup(&arena, (const char *)data, size);
     const char *local = NULL, *domain = NULL;
     reason = NULL;
-    if (smtp_split_address(&arena, copy, &local, &domain, &reason))
+    if (address_split(&arena, copy, &local, &domain, &reason))
         CHECK(local && domain && strlen(local) + strlen(domain) <= strlen(copy));
     else
         CHECK(reason != NULL);

@@ -435,3 +435,47 @@ def swaks(port, *args, timeout=30):
     """Run swaks against 127.0.0.1:port; returns CompletedProcess (text)."""
     cmd = ["swaks", "--server", "127.0.0.1", "--port", str(port), "--timeout", "15"] + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def send_marked_load(port, n, prefix, acked, lock, stop, lines=20, limit=None):
+    """Client n of a durability load: sends messages "<prefix>-<n>-<k>" (Subject,
+    X-Marker, and an END-OF-<marker> last line) to box<n % 4>@localhost until stop is
+    set (or limit messages), recording acked[marker] = msgid for each 250. Returns
+    quietly when the daemon dies under it."""
+    k = 0
+    try:
+        c = SMTPConn(port, timeout=5)
+        c.expect("EHLO c%d.example" % n, 250)
+        while not stop.is_set() and (limit is None or k < limit):
+            marker = "%s-%02d-%05d" % (prefix, n, k)
+            k += 1
+            c.expect("MAIL FROM:<dur@example.org>", 250)
+            c.expect("RCPT TO:<box%d@localhost>" % (n % 4), 250)
+            c.expect("DATA", 354)
+            c.send("Subject: %s\r\nX-Marker: %s\r\n\r\n%s\r\nEND-OF-%s\r\n.\r\n" %
+                   (marker, marker, "line of text\r\n" * lines, marker))
+            code, text = c.reply()
+            if code == 250:
+                with lock:
+                    acked[marker] = msgid_of(text)
+    except (OSError, AssertionError):
+        pass  # the daemon died under us: expected
+
+
+def count_markers(p, subdirs=("new",)):
+    """marker -> copies of it in every mail/*/<subdir> (messages of send_marked_load);
+    asserts that each message is whole (its END-OF-<marker> line is there)."""
+    got = {}
+    base = p.path("mail")
+    for user in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        for sub in subdirs:
+            d = os.path.join(base, user, sub)
+            for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                with open(os.path.join(d, name), "rb") as f:
+                    m = f.read()
+                mk = re.search(rb"X-Marker: ([a-z]-[\d-]+)", m)
+                assert mk, m[:300]
+                marker = mk.group(1).decode()
+                assert ("END-OF-" + marker).encode() in m, "truncated message %s" % marker
+                got[marker] = got.get(marker, 0) + 1
+    return got

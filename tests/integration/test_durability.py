@@ -13,24 +13,7 @@ CLIENTS = 20
 
 
 def _sender(p, n, acked, lock, stop):
-    k = 0
-    try:
-        c = h.SMTPConn(p.port, timeout=5)
-        c.expect("EHLO c%d.example" % n, 250)
-        while not stop.is_set():
-            marker = "d-%02d-%05d" % (n, k)
-            k += 1
-            c.expect("MAIL FROM:<dur@example.org>", 250)
-            c.expect("RCPT TO:<box%d@localhost>" % (n % 4), 250)
-            c.expect("DATA", 354)
-            c.send("Subject: %s\r\nX-Marker: %s\r\n\r\n%s\r\nEND-OF-%s\r\n.\r\n" %
-                   (marker, marker, "line of text\r\n" * 20, marker))
-            code, text = c.reply()
-            if code == 250:
-                with lock:
-                    acked[marker] = h.msgid_of(text)
-    except (OSError, AssertionError):
-        pass  # the daemon died under us: expected
+    h.send_marked_load(p.port, n, "d", acked, lock, stop)
 
 
 def test_kill9_loses_no_acknowledged_message(postern_factory):
@@ -61,14 +44,7 @@ def test_kill9_loses_no_acknowledged_message(postern_factory):
     p.start()
 
     def found():
-        got = {}
-        for user, m in p.all_delivered():
-            mk = re.search(rb"X-Marker: (d-\d{2}-\d{5})", m)
-            assert mk, m[:300]
-            marker = mk.group(1).decode()
-            assert ("END-OF-" + marker).encode() in m, "truncated message %s" % marker
-            got[marker] = got.get(marker, 0) + 1
-        return got
+        return h.count_markers(p)
     h.wait_until(lambda: set(acked) <= set(found()), timeout=60, interval=0.5,
                  what="all %d acknowledged messages delivered" % len(acked))
     got = found()

@@ -142,7 +142,11 @@ static void test_periodic_scan_and_retry_interval(void **state)
     for (int i = 0; i < 500 && test_count_files(test_path("scan/fresh/new")) != 1; i++)
         usleep(10000);
     assert_int_equal(test_count_files(test_path("scan/fresh/new")), 1);
-    sleep(2); /* two more scans: the deferred message is not due before retry_interval */
+    /* two more scans: the deferred message is not due before retry_interval */
+    uint64_t scans = deliver_queue_scans();
+    for (int i = 0; i < 500 && deliver_queue_scans() < scans + 2; i++)
+        usleep(10000);
+    assert_true(deliver_queue_scans() >= scans + 2);
     deliver_stop();
     assert_int_equal(config_refs, 0);
     char *lines = test_log_lines("main", deferred);

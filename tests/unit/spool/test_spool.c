@@ -768,7 +768,11 @@ static void test_crash_leaves_no_half_message(void **state)
 {
     struct fixture *f = *state;
     spool_shutdown(); /* the child owns the spool while it runs */
-    srand((unsigned)time(NULL));
+    const char *seed_env = getenv("POSTERN_TEST_SEED");
+    unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL);
+    printf("test_crash_leaves_no_half_message: seed %u (POSTERN_TEST_SEED=%u repeats it)\n", seed,
+           seed);
+    srand(seed);
     int total_visible = 0;
     for (int round = 0; round < 8; round++) {
         pid_t pid = fork();

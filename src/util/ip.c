@@ -1,9 +1,9 @@
 /*
- * ip.c - IP address parsing and CIDR comparison for host lists, iplsearch and the mask
- * operator. IPv4-mapped IPv6 addresses are treated as the IPv4 address, as Exim does.
- * Pure functions; any thread.
+ * ip.c - IP address parsing and CIDR comparison (postern/ip.h) for host lists, iplsearch,
+ * the mask operator and the daemon. IPv4-mapped IPv6 addresses are treated as the IPv4
+ * address, as Exim does. Pure functions; any thread.
  */
-#include "expand_internal.h"
+#include "postern/ip.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
