@@ -69,6 +69,16 @@ enum expand_status expand_bool(struct expand_ctx *ctx, const char *in, bool *res
 /* Syntax check only (no variables resolved): used at config load. */
 bool expand_check_syntax(const char *in, struct arena *arena, const char **err);
 
+/*
+ * Compile a regular expression that is constant in the configuration into the snapshot's
+ * set (once; later uses find it there). Load time only, before cfg is published. False
+ * with *err (cfg->arena) when the pattern does not compile: a load error.
+ */
+bool expand_regex_precompile(struct config *cfg, const char *pattern, bool caseless,
+                             const char **err);
+/* How many patterns cfg holds compiled (tests, -bV statistics). */
+size_t expand_regex_precompiled_count(const struct config *cfg);
+
 /* Built-in variables every context has: $primary_hostname, $tod_log, $tod_full, $version_number, ... */
 const char *expand_builtin_var(struct expand_ctx *ctx, const char *name);
 

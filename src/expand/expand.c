@@ -367,51 +367,67 @@ static enum expand_status sg_replace(struct expand_run *run, const char *replace
     return EXPAND_OK;
 }
 
+/* A regex failure as an expansion status: a limit hit defers, a bad pattern fails. */
+enum expand_status expand_regex_status(struct expand_run *run, enum regex_result r,
+                                       const char *item, const char *err)
+{
+    if (r == REGEX_LIMIT) {
+        run->err = arena_printf(run->ctx->arena, "%s: %s", item, err);
+        return EXPAND_DEFER;
+    }
+    return expand_fail(run, "%s: %s", item, err);
+}
+
+/* Replace every match of rx in subject; $0..$9 are set while each replacement expands. */
+static enum expand_status sg_loop(struct expand_run *run, const struct expand_regex *rx,
+                                  const char *subject, const char *replacement, struct buf *b)
+{
+    struct expand_ctx *ctx = run->ctx;
+    size_t at = 0, len = strlen(subject), m[20];
+    const char *err = NULL;
+    enum expand_status st = EXPAND_OK;
+    while (st == EXPAND_OK && at <= len) {
+        enum regex_result r = expand_regex_exec(ctx, rx, subject, at, m, &err);
+        if (r == REGEX_NO_MATCH)
+            break;
+        if (r != REGEX_MATCH)
+            return expand_regex_status(run, r, "sg", err);
+        buf_append(b, subject + at, m[0] - at);
+        expand_regex_set_groups(ctx, subject, m);
+        st = sg_replace(run, replacement, b);
+        at = m[1];
+        if (m[1] == m[0]) { /* empty match: copy one character and move on */
+            if (at == len)
+                return st;
+            buf_append(b, subject + at, 1);
+            at++;
+        }
+        if (b->len > EXPAND_MAX_OUTPUT)
+            st = expand_fail(run, "sg: result too long");
+    }
+    if (st == EXPAND_OK && at < len)
+        buf_append_str(b, subject + at);
+    return st;
+}
+
 static enum expand_status sg_apply(struct expand_run *run, const char *subject, const char *regex,
                                    const char *replacement, const char **out)
 {
-    struct expand_regex re;
+    struct expand_regex rx;
     const char *err = NULL;
     struct expand_ctx *ctx = run->ctx;
-    if (!expand_regex_compile(&re, regex, false, ctx->arena, &err))
+    if (!expand_regex_get(ctx, regex, false, &rx, &err))
         return expand_fail(run, "sg: %s", err);
     const char *saved[10];
     memcpy(saved, ctx->match, sizeof saved);
     struct buf b;
     buf_init(&b);
-    enum expand_status st = EXPAND_OK;
-    const char *p = subject;
-    while (st == EXPAND_OK) {
-        regmatch_t m[10];
-        int flags = p == subject ? 0 : REG_NOTBOL;
-        if (!expand_regex_exec(&re, p, flags, m))
-            break;
-        buf_append(&b, p, (size_t)m[0].rm_so);
-        for (int i = 0; i < 10; i++)
-            ctx->match[i] = m[i].rm_so < 0 ? ""
-                                           : arena_strndup(ctx->arena, p + m[i].rm_so,
-                                                           (size_t)(m[i].rm_eo - m[i].rm_so));
-        st = sg_replace(run, replacement, &b);
-        if (m[0].rm_eo == m[0].rm_so) { /* empty match: copy one char and move on */
-            if (p[m[0].rm_eo] == '\0') {
-                p += m[0].rm_eo;
-                break;
-            }
-            buf_append(&b, p + m[0].rm_eo, 1);
-            p += m[0].rm_eo + 1;
-        } else {
-            p += m[0].rm_eo;
-        }
-        if (b.len > EXPAND_MAX_OUTPUT)
-            st = expand_fail(run, "sg: result too long");
-    }
-    if (st == EXPAND_OK) {
-        buf_append_str(&b, p);
+    enum expand_status st = sg_loop(run, &rx, subject, replacement, &b);
+    if (st == EXPAND_OK)
         *out = arena_strndup(ctx->arena, b.data ? b.data : "", b.len);
-    }
     buf_free(&b);
     memcpy(ctx->match, saved, sizeof saved);
-    expand_regex_free(&re);
+    expand_regex_put(&rx);
     return st;
 }
 

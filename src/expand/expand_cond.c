@@ -141,12 +141,11 @@ static enum expand_status eval_bool(struct expand_run *run, const char *arg, boo
 static enum expand_status eval_match(struct expand_run *run, const char *subject, const char *regex,
                                      bool *result)
 {
-    struct expand_regex re;
     const char *err = NULL;
-    if (!expand_regex_compile(&re, regex, false, run->ctx->arena, &err))
-        return expand_fail(run, "match: %s", err);
-    *result = expand_regex_match(run->ctx, &re, subject);
-    expand_regex_free(&re);
+    enum regex_result r = expand_regex_match(run->ctx, regex, false, subject, &err);
+    if (r == REGEX_BAD || r == REGEX_LIMIT)
+        return expand_regex_status(run, r, "match", err);
+    *result = r == REGEX_MATCH;
     return EXPAND_OK;
 }
 

@@ -220,13 +220,18 @@ static bool suffix_matches(const char *subject, const char *suffix, bool caseles
 static enum match_result regex_item(struct expand_ctx *ctx, const char *pattern,
                                     const char *subject, bool caseless, const char **err)
 {
-    struct expand_regex re;
     const char *rerr = NULL;
-    if (!expand_regex_compile(&re, pattern, caseless, ctx->arena, &rerr))
+    switch (expand_regex_match(ctx, pattern, caseless, subject, &rerr)) {
+    case REGEX_MATCH:
+        return MATCH_YES;
+    case REGEX_NO_MATCH:
+        return MATCH_NO;
+    case REGEX_LIMIT:
+        *err = rerr;
+        return MATCH_DEFER;
+    default:
         return list_error(ctx, err, "%s", rerr);
-    bool hit = expand_regex_match(ctx, &re, subject);
-    expand_regex_free(&re);
-    return hit ? MATCH_YES : MATCH_NO;
+    }
 }
 
 enum match_result list_match_pattern(struct expand_ctx *ctx, const char *pattern,

@@ -410,6 +410,10 @@ static void test_operators(void **state)
     check_status(f, "${mask:10.0.0.1}", EXPAND_FAIL, "not an IP address with a mask");
     check_status(f, "${eval:1/0}", EXPAND_FAIL, "divide by zero");
     check_status(f, "${eval:1+}", EXPAND_FAIL, "number expected");
+    /* issue 7: a missing ")" at the very end stepped past the string (ASan: heap overflow) */
+    check_status(f, "${eval:(1}", EXPAND_FAIL, "missing \")\"");
+    check_status(f, "${eval:((2*(3}", EXPAND_FAIL, "missing \")\"");
+    check_status(f, "${eval10:(}", EXPAND_FAIL, "number expected");
     check_status(f, "${base64d:abc}", EXPAND_FAIL, "invalid base64");
 }
 
