@@ -284,6 +284,71 @@ static void test_match_condition(void **state)
     check_status(f, "${if match{a}{(}{y}{n}}", EXPAND_FAIL, "regular expression error");
 }
 
+/* PCRE2, as Exim has it: what POSIX regcomp could not do, and bounded cost. */
+static void test_pcre2(void **state)
+{
+    struct fixture *f = *state;
+    static const struct ok_case cases[] = {
+        /* look-ahead and look-behind */
+        {"${if match{foobar}{\\Nfoo(?=bar)\\N}{yes}{no}}", "yes"},
+        {"${if match{foobaz}{\\Nfoo(?=bar)\\N}{yes}{no}}", "no"},
+        {"${if match{foobar}{\\N(?<=foo)bar\\N}{yes}{no}}", "yes"},
+        {"${if match{spam@x}{\\N^(?!postmaster@)\\N}{yes}{no}}", "yes"},
+        {"${if match{postmaster@x}{\\N^(?!postmaster@)\\N}{yes}{no}}", "no"},
+        /* lazy quantifiers, \d{n}, (?i) in the middle, named groups counted as numbers */
+        {"${if match{<a><b>}{\\N<(.+?)>\\N}{$1}{no}}", "a"},
+        {"${if match{ab12345}{\\N\\d{3}$\\N}{$0}{no}}", "345"},
+        {"${if match{abCD}{\\Nab(?i)cd\\N}{yes}{no}}", "yes"},
+        {"${if match{ABcd}{\\Nab(?i)cd\\N}{yes}{no}}", "no"},
+        {"${if match{k=v}{\\N(?<key>\\w)=(\\w)\\N}{$1$2}{no}}", "kv"},
+        /* unset groups are empty; $3 beyond the groups is empty */
+        {"${if match{b}{\\N(a)?(b)\\N}{[$1][$2][$3]}{no}}", "[][b][]"},
+        /* sg with look-behind sees the whole subject, and empty matches advance */
+        {"${sg{aaa}{\\N(?<=a)a\\N}{b}}", "abb"},
+        {"${sg{abc}{x*}{-}}", "-a-b-c-"},
+        {"${sg{1.2.3.4}{\\N(\\d+)\\.(\\d+)\\N}{\\$2.\\$1}}", "2.1.4.3"},
+    };
+    RUN_OK(f, cases);
+    /* A pattern that explodes hits the match limit: a deferral with a reason, not a hang. */
+    check_status(f,
+                 "${if match{aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab}"
+                 "{\\N^(a|aa|a?)+$\\N}{y}{n}}",
+                 EXPAND_DEFER, "match limit exceeded");
+    check_status(f, "${sg{aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab}{\\N^(a|aa|a?)+$\\N}{x}}",
+                 EXPAND_DEFER, "match limit exceeded");
+    /* too deeply nested groups are a compile error, whatever PCRE2's own default */
+    char deep[200] = "${if match{a}{";
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "(");
+    strcat(deep, "a");
+    for (int i = 0; i < 70; i++)
+        strcat(deep, ")");
+    strcat(deep, "}}");
+    check_status(f, deep, EXPAND_FAIL, "parentheses are too deeply nested");
+    check_status(f, "${if match{a}{\\N(?<=a+)b\\N}}", EXPAND_FAIL, "regular expression error");
+}
+
+/* Constant patterns are compiled once into the snapshot's set and used from there. */
+static void test_regex_precompiled(void **state)
+{
+    struct fixture *f = *state;
+    struct arena *arena = arena_new(4096); /* the snapshot's arena, as config_load makes it */
+    struct config *cfg = arena_zalloc(arena, sizeof *cfg);
+    cfg->arena = arena;
+    const char *err = NULL;
+    assert_true(expand_regex_precompile(cfg, "^\\d+$", false, &err));
+    assert_true(expand_regex_precompile(cfg, "^\\d+$", false, &err)); /* same: once */
+    assert_true(expand_regex_precompile(cfg, "^\\d+$", true, &err));
+    assert_int_equal(expand_regex_precompiled_count(cfg), 2);
+    assert_false(expand_regex_precompile(cfg, "a(b", false, &err));
+    assert_non_null(strstr(err, "missing closing parenthesis"));
+    f->ctx.config = cfg;
+    check_ok(f, "${if match{123}{\\N^\\d+$\\N}{yes}{no}}", "yes");
+    check_ok(f, "${if match{12a}{\\N^\\d+$\\N}{yes}{no}}", "no");
+    f->ctx.config = NULL;
+    config_free(cfg); /* runs the cleanup hook: ASan's leak check sees the codes freed */
+}
+
 static void test_if_errors(void **state)
 {
     struct fixture *f = *state;
@@ -662,6 +727,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_builtin_vars, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_condition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pcre2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regex_precompiled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_expressions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
