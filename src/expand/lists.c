@@ -163,9 +163,8 @@ static bool lookup_item_split(struct arena *arena, const char *item, const char 
 
 /* Run a lookup for list membership; key NULL for query-style types. */
 /* Run a lookup for a list item: found => YES (the data in *found when wanted). */
-static enum match_result list_lookup_data(struct expand_ctx *ctx, const char *type,
-                                          const char *key, const char *data, const char **found,
-                                          const char **err)
+static enum match_result list_lookup_data(struct expand_ctx *ctx, const char *type, const char *key,
+                                          const char *data, const char **found, const char **err)
 {
     const char *result = NULL, *lerr = NULL;
     switch (lookup_run(ctx, type, key, data, &result, &lerr)) {

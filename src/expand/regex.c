@@ -222,9 +222,9 @@ enum regex_result expand_regex_exec(struct expand_ctx *ctx, const struct expand_
 void expand_regex_set_groups(struct expand_ctx *ctx, const char *subject, const size_t m[20])
 {
     for (int i = 0; i < 10; i++)
-        ctx->match[i] = m[2 * i] == SIZE_MAX
-                            ? NULL
-                            : arena_strndup(ctx->arena, subject + m[2 * i], m[2 * i + 1] - m[2 * i]);
+        ctx->match[i] = m[2 * i] == SIZE_MAX ? NULL
+                                             : arena_strndup(ctx->arena, subject + m[2 * i],
+                                                             m[2 * i + 1] - m[2 * i]);
 }
 
 enum regex_result expand_regex_match(struct expand_ctx *ctx, const char *pattern, bool caseless,
