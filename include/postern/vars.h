@@ -52,6 +52,9 @@ struct var_table {
 
 /* The variables every context has ($primary_hostname, $tod_*, $pid, ...). */
 extern const struct var_table expand_builtin_vars;
+/* A connection being accepted, before any session: $sender_host_address (ctx->user is the
+ * peer's address text), then the built-ins. */
+extern const struct var_table expand_peer_vars;
 
 /* The definition of `name` in t or the tables it chains to; NULL when none has it. */
 const struct var_def *var_table_find(const struct var_table *t, const char *name);

@@ -82,6 +82,26 @@ static bool read_var_name(const char **pp, char *name, size_t size)
     return true;
 }
 
+static bool name_is_engine_var(const char *name)
+{
+    return strcmp(name, "value") == 0 || strspn(name, "0123456789") == strlen(name);
+}
+
+enum expand_status expand_check_var(struct expand_run *run, const char *name)
+{
+    const struct expand_check *check = run->check;
+    if (!check || !check->vars || name_is_engine_var(name))
+        return EXPAND_OK;
+    const struct var_def *def = var_table_find(check->vars, name);
+    if (!def)
+        return expand_fail(run, "unknown variable name \"$%s\"%s%s", name,
+                           check->where ? " in " : "", check->where ? check->where : "");
+    if (check->lifetimes && !(check->lifetimes & VAR_LIFETIME_BIT(def->lifetime)))
+        return expand_fail(run, "variable \"$%s\" (%s lifetime) is not available in %s", name,
+                           var_lifetime_name(def->lifetime), check->where ? check->where : "here");
+    return EXPAND_OK;
+}
+
 static enum expand_status append_var(struct expand_run *run, const char *name, struct buf *out)
 {
     const char *v = expand_resolve_var(run->ctx, name);
@@ -160,7 +180,7 @@ static enum expand_status expand_dollar(struct expand_run *run, const char **pp,
     if (!read_var_name(&p, name, sizeof name))
         return expand_fail(run, "variable name too long near \"%.20s\"", *pp);
     *pp = p;
-    return skip ? EXPAND_OK : append_var(run, name, out);
+    return skip ? expand_check_var(run, name) : append_var(run, name, out);
 }
 
 enum expand_status expand_text(struct expand_run *run, const char **pp, bool until_brace, bool skip,
@@ -208,6 +228,59 @@ enum expand_status expand_arg(struct expand_run *run, const char **pp, bool skip
         return expand_fail(run, "missing \"{\" in \"%s\" item", item);
     (*pp)++;
     return expand_text(run, pp, true, skip, out);
+}
+
+bool expand_text_is_constant(const char *s, size_t len)
+{
+    const char *end = s + len;
+    while (s < end) {
+        if (*s == '$')
+            return false;
+        if (*s == '\\' && s + 1 < end && s[1] == 'N') { /* \N...\N is literal */
+            const char *close = s + 2;
+            while (close + 1 < end && !(close[0] == '\\' && close[1] == 'N'))
+                close++;
+            s = close + 2;
+            continue;
+        }
+        s += *s == '\\' ? 2 : 1;
+    }
+    return true;
+}
+
+/* The regular expression of a constant argument, compiled now: into the snapshot's set when
+ * the check has one, else only to see that it compiles. */
+static enum expand_status check_constant_regex(struct expand_run *run, const char *source,
+                                               size_t len, const char *item)
+{
+    struct expand_run pure = {.ctx = run->ctx};
+    const char *text = arena_strndup(run->ctx->arena, source, len), *pattern = NULL, *err = NULL;
+    if (expand_text(&pure, &text, false, false, &pattern) != EXPAND_OK)
+        return EXPAND_OK; /* cannot happen without '$'; the syntax check reports the rest */
+    bool ok;
+    if (run->check->cfg) {
+        ok = expand_regex_precompile(run->check->cfg, pattern, false, &err);
+    } else {
+        struct expand_regex rx;
+        ok = expand_regex_get(run->ctx, pattern, false, &rx, &err);
+        if (ok)
+            expand_regex_put(&rx);
+    }
+    return ok ? EXPAND_OK : expand_fail(run, "%s: %s", item, err);
+}
+
+enum expand_status expand_arg_regex(struct expand_run *run, const char **pp, bool skip,
+                                    const char *item, const char **out)
+{
+    expand_skip_space(pp);
+    const char *start = *pp + 1;
+    enum expand_status st = expand_arg(run, pp, skip, item, out);
+    if (st != EXPAND_OK || !run->check)
+        return st;
+    size_t len = (size_t)(*pp - 1 - start); /* *pp is past the closing '}' */
+    if (!expand_text_is_constant(start, len))
+        return EXPAND_OK; /* known only at run time: compiled at use */
+    return check_constant_regex(run, start, len, item);
 }
 
 /* Optional white space then the '}' closing an item. */
@@ -437,7 +510,7 @@ static enum expand_status item_sg(struct expand_run *run, const char **pp, bool 
     const char *subject, *regex, *replacement;
     enum expand_status st;
     if ((st = expand_arg(run, pp, skip, "sg", &subject)) != EXPAND_OK ||
-        (st = expand_arg(run, pp, skip, "sg", &regex)) != EXPAND_OK ||
+        (st = expand_arg_regex(run, pp, skip, "sg", &regex)) != EXPAND_OK ||
         (st = expand_arg(run, pp, skip, "sg", &replacement)) != EXPAND_OK ||
         (st = expect_close(run, pp, "sg")) != EXPAND_OK)
         return st;
@@ -665,7 +738,7 @@ static enum expand_status expand_named(struct expand_run *run, const char **pp, 
     enum expand_status st;
     if (*p == '}') {
         *pp = p + 1;
-        return skip ? EXPAND_OK : append_var(run, name, out);
+        return skip ? expand_check_var(run, name) : append_var(run, name, out);
     }
     if (*p == ':') {
         *pp = p + 1;
@@ -728,10 +801,11 @@ void expand_ctx_init(struct expand_ctx *ctx, struct arena *arena, const struct c
     ctx->user = user;
 }
 
-static enum expand_status expand_top(struct expand_ctx *ctx, const char *in, bool skip,
-                                     const char **out, const char **err)
+static enum expand_status expand_top(struct expand_ctx *ctx, const char *in,
+                                     const struct expand_check *check, bool skip, const char **out,
+                                     const char **err)
 {
-    struct expand_run run = {.ctx = ctx};
+    struct expand_run run = {.ctx = ctx, .check = check};
     const char *result = "";
     if (!in)
         in = "";
@@ -760,14 +834,21 @@ static enum expand_status expand_top(struct expand_ctx *ctx, const char *in, boo
 enum expand_status expand_string(struct expand_ctx *ctx, const char *in, const char **out,
                                  const char **err)
 {
-    return expand_top(ctx, in, false, out, err);
+    return expand_top(ctx, in, NULL, false, out, err);
+}
+
+bool expand_check(const char *in, const struct expand_check *check, struct arena *arena,
+                  const char **err)
+{
+    struct expand_ctx ctx;
+    expand_ctx_init(&ctx, arena, check ? check->cfg : NULL, NULL, NULL);
+    static const struct expand_check syntax_only;
+    return expand_top(&ctx, in, check ? check : &syntax_only, true, NULL, err) == EXPAND_OK;
 }
 
 bool expand_check_syntax(const char *in, struct arena *arena, const char **err)
 {
-    struct expand_ctx ctx;
-    expand_ctx_init(&ctx, arena, NULL, NULL, NULL);
-    return expand_top(&ctx, in, true, NULL, err) == EXPAND_OK;
+    return expand_check(in, NULL, arena, err);
 }
 
 enum expand_status expand_bool(struct expand_ctx *ctx, const char *in, bool *result,

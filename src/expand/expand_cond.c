@@ -253,7 +253,7 @@ static enum expand_status cond_def(struct expand_run *run, const char **pp, bool
     if (n == 0)
         return expand_fail(run, "missing variable name after \"def:\"");
     if (skip)
-        return EXPAND_OK;
+        return expand_check_var(run, name);
     const char *v = expand_resolve_var(run->ctx, name);
     if (!v)
         return expand_fail(run, "unknown variable \"%s\" after \"def:\"", name);
@@ -329,7 +329,9 @@ static enum expand_status cond_dispatch(struct expand_run *run, const char **pp,
             continue;
         const char *args[2] = {"", ""};
         for (int a = 0; a < def->nargs; a++) {
-            enum expand_status st = expand_arg(run, pp, skip, def->name, &args[a]);
+            bool regex = def->kind == COND_MATCH && a == 1;
+            enum expand_status st = regex ? expand_arg_regex(run, pp, skip, def->name, &args[a])
+                                          : expand_arg(run, pp, skip, def->name, &args[a]);
             if (st != EXPAND_OK)
                 return st;
         }

@@ -10,6 +10,7 @@
 #define POSTERN_EXPAND_INTERNAL_H
 
 #include "postern/expand.h"
+#include "postern/vars.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -27,6 +28,7 @@
 struct expand_run {
     struct expand_ctx *ctx;
     const char *err; /* arena; set whenever a function returns FAIL, FORCED_FAIL or DEFER */
+    const struct expand_check *check; /* load-time check (everything skipped); else NULL */
 };
 
 /* ---- expand.c ---- */
@@ -40,6 +42,16 @@ enum expand_status expand_text(struct expand_run *run, const char **pp, bool unt
 /* Optional white space, then "{text}". `item` names the construct for error messages. */
 enum expand_status expand_arg(struct expand_run *run, const char **pp, bool skip, const char *item,
                               const char **out);
+/* The load-time checks of a name met while checking (run->check set): known where the
+ * string is used, with an allowed lifetime. EXPAND_OK when not checking. */
+enum expand_status expand_check_var(struct expand_run *run, const char *name);
+/* True when expanding the source text s[0..len) needs nothing but the text: no '$'
+ * outside \N...\N. Its expansion is then the same at load and at every use. */
+bool expand_text_is_constant(const char *s, size_t len);
+/* expand_arg for an argument that is a regular expression: when checking and the argument
+ * is constant, it is compiled now (into the snapshot's set), so a bad one is a load error. */
+enum expand_status expand_arg_regex(struct expand_run *run, const char **pp, bool skip,
+                                    const char *item, const char **out);
 /* $value, $0..$9, then ctx->var, then built-ins. NULL: no such variable. */
 const char *expand_resolve_var(struct expand_ctx *ctx, const char *name);
 

@@ -122,3 +122,22 @@ const char *expand_builtin_var(struct expand_ctx *ctx, const char *name)
 {
     return var_table_get(&expand_builtin_vars, ctx, name);
 }
+
+/* Before a session exists (the acceptor deciding smtp_accept_max_per_host), the only thing
+ * known is the peer: ctx->user is its address as text. */
+static const char *var_peer_address(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return ctx->user ? (const char *)ctx->user : "";
+}
+
+static const struct var_def peer_defs[] = {
+    {"sender_host_address", VAR_CONNECTION, var_peer_address},
+};
+
+const struct var_table expand_peer_vars = {
+    .context = "connection accept",
+    .defs = peer_defs,
+    .count = VAR_TABLE_SIZE(peer_defs),
+    .next = &expand_builtin_vars,
+};

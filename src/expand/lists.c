@@ -691,3 +691,53 @@ enum match_result list_match_kind_noexpand(struct expand_ctx *ctx, enum conf_lis
     struct list_subject s = {.kind = kind, .value = subject ? subject : ""};
     return list_run(ctx, list, &s, false, 0, err);
 }
+
+/* ------------------------------------------------------------------ */
+/* Load-time check                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Compile one "^regex" item (after any '!') the way the list walk will use it. */
+static bool check_list_regex(const char *item, bool caseless, const struct expand_check *check,
+                             struct arena *arena, const char **err)
+{
+    while (*item == '!' || isspace((unsigned char)*item))
+        item++;
+    if (*item != '^')
+        return true;
+    if (check->cfg)
+        return expand_regex_precompile(check->cfg, item, caseless, err);
+    struct expand_ctx ctx;
+    struct expand_regex rx;
+    expand_ctx_init(&ctx, arena, NULL, NULL, NULL);
+    if (!expand_regex_get(&ctx, item, caseless, &rx, err))
+        return false;
+    expand_regex_put(&rx);
+    return true;
+}
+
+bool expand_check_list(const char *list, enum conf_list_kind kind, const struct expand_check *check,
+                       struct arena *arena, const char **err)
+{
+    static const struct expand_check syntax_only;
+    if (!check)
+        check = &syntax_only;
+    if (!expand_check(list, check, arena, err))
+        return false;
+    if (!list || !expand_text_is_constant(list, strlen(list)))
+        return true; /* its regexes exist only after expansion: compiled at use */
+    struct expand_ctx ctx;
+    const char *text = NULL;
+    expand_ctx_init(&ctx, arena, NULL, NULL, NULL);
+    if (expand_string(&ctx, list, &text, err) != EXPAND_OK)
+        return false;
+    const char **items = NULL;
+    int n = list_split(arena, text, &items);
+    bool caseless = true; /* "+caseful" turns it off for local parts and addresses */
+    for (int i = 0; i < n; i++) {
+        if (strcmp(items[i], "+caseful") == 0 && kind != CONF_LIST_HOST && kind != CONF_LIST_DOMAIN)
+            caseless = false;
+        if (!check_list_regex(items[i], caseless, check, arena, err))
+            return false;
+    }
+    return true;
+}

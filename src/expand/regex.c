@@ -36,7 +36,7 @@
 struct regex_entry {
     const char *pattern; /* cfg->arena */
     bool caseless;
-    pcre2_code *code; /* freed by regex_set_free */
+    pcre2_code *code; /* freed by expand_regex_release_all */
 };
 
 /* The snapshot's compiled constant patterns, sorted by (pattern, caseless). Owned by the
@@ -113,13 +113,22 @@ static size_t set_position(const struct expand_regex_set *set, const char *patte
     return lo;
 }
 
-static void regex_set_free(void *arg)
+void expand_regex_release_all(struct config *cfg)
 {
-    struct expand_regex_set *set = arg;
+    struct expand_regex_set *set = cfg->regexes;
+    if (!set)
+        return;
     for (size_t i = 0; i < set->count; i++)
         pcre2_code_free(set->entries[i].code);
     free(set->entries);
     free(set);
+    cfg->regexes = NULL;
+}
+
+/* The snapshot's cleanup hook: arg is the struct config, still valid while hooks run. */
+static void regex_set_cleanup(void *arg)
+{
+    expand_regex_release_all(arg);
 }
 
 static struct expand_regex_set *regex_set_of(struct config *cfg)
@@ -129,7 +138,7 @@ static struct expand_regex_set *regex_set_of(struct config *cfg)
         if (!set)
             die("out of memory");
         cfg->regexes = set;
-        config_add_cleanup(cfg, regex_set_free, set);
+        config_add_cleanup(cfg, regex_set_cleanup, cfg);
     }
     return cfg->regexes;
 }
