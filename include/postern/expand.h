@@ -2,8 +2,9 @@
  * expand.h - Exim's string expansion language (the documented subset) and list matching.
  *
  * expand_string() turns "$var ${if ...} ${lookup ...}" text into a plain string.
- * Variables come from the caller through a callback, so the engine holds no global
- * state and any thread may expand with its own context. Results are allocated in
+ * Variables come from the caller through a callback (normally var_table_get() on the
+ * context's table in the variable registry, include/postern/vars.h), so the engine holds no
+ * global state and any thread may expand with its own context. Results are allocated in
  * ctx->arena (the caller's session or message arena).
  *
  * List matching implements hostlist/domainlist/addresslist/localpartlist semantics:

@@ -5,12 +5,15 @@
  * Everything that can be known before a message arrives is checked here, so that a bad
  * ACL stops the daemon at startup with "file:line: reason" instead of deferring mail:
  * unknown verbs, unknown conditions and modifiers, Exim conditions this build does not
- * support (spf, dmarc_status, dcc, ratelimit, endpass, ...), negated modifiers, expansion
- * syntax errors in any value, bad "set" variable names, unknown verify types, and ACL
- * names (in "acl =" and in the acl_smtp_* options) that name no ACL. Checks that depend
- * on which SMTP stage runs the ACL happen at run time (acl_eval.c).
+ * support (spf, dmarc_status, dcc, ratelimit, endpass, ...), negated modifiers, every value
+ * and every named list through the expansion checker (syntax, variable names an SMTP
+ * session has, constant regular expressions, which are compiled into the snapshot here),
+ * bad "set" variable names, unknown verify types, and ACL names (in "acl =" and in the
+ * acl_smtp_* options) that name no ACL. Checks that depend on which SMTP stage runs the
+ * ACL happen at run time (acl_eval.c).
  *
- * Owns: the table of known conditions/modifiers. Output lives in cfg->arena.
+ * Owns: the table of known conditions/modifiers. Output lives in cfg->arena; compiled
+ * regexes in cfg->regexes (freed by the snapshot's cleanup hook, src/expand/regex.c).
  * Threads: called by whoever loads a configuration (main thread); the table is const.
  */
 #include "acl_internal.h"

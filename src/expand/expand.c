@@ -7,7 +7,10 @@
  * Parsing and evaluation are one recursive-descent pass over the source text. Every
  * function takes a `skip` flag: when it is set the text is parsed and checked but nothing
  * is resolved, looked up or matched. That is how the branch not taken by ${if} is passed
- * over, and how expand_check_syntax() validates a string at config load.
+ * over, and how expand_check() validates a string at config load: with run->check set,
+ * skipped variable names are looked up in the registry table of the place the string is
+ * used (include/postern/vars.h), and constant regular expressions are compiled into the
+ * snapshot (regex.c). There is no second parser for the check.
  *
  * Owns no global state. Results and error strings are allocated in ctx->arena; the
  * intermediate struct buf of each level is freed before that level returns. Any thread may

@@ -9,7 +9,10 @@
  * has expanded them already). A forced expansion failure means "not in the list", any
  * other expansion failure is MATCH_ERROR, a deferred lookup MATCH_DEFER: never a silent
  * no-match. No host name or DNS lookups happen here: name patterns match only the name
- * the caller supplies.
+ * the caller supplies. A regex item that hits PCRE2's limits is MATCH_DEFER.
+ *
+ * expand_check_list() is the load-time check of a list: the expansion checker over its
+ * text, then, when the text is constant, its "^regex" items compiled into the snapshot.
  *
  * Owns no state; temporaries and errors go in ctx->arena. Any thread may call it.
  */
