@@ -12,6 +12,7 @@
 
 #include "../test_files.h"
 
+#include "../../../src/expand/expand_internal.h" /* expand_operator(), for the eval test */
 #include "postern/expand.h"
 #include "postern/lookup.h"
 
@@ -482,6 +483,29 @@ static void test_operators(void **state)
     check_status(f, "${base64d:abc}", EXPAND_FAIL, "invalid base64");
 }
 
+/*
+ * issue 7: ${eval} with a missing ")" stepped past the end of its argument. Inside
+ * expand_string() the argument is an arena copy, where reading a byte or two too far is
+ * not seen by ASan; here the operator gets an exactly-sized heap copy, so the ASan build
+ * reports any read past its end.
+ */
+static void test_eval_stays_in_its_argument(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const args[] = {"(1", "((2*(3", "(", "1+(", "-(", "((((", "(1)+(2"};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+        for (int decimal = 0; decimal < 2; decimal++) {
+            char *arg = strdup(args[i]);
+            struct expand_run run = {.ctx = &f->ctx};
+            const char *out = NULL;
+            enum expand_status st = expand_operator(&run, decimal ? "eval10" : "eval", arg, &out);
+            assert_int_equal(st, EXPAND_FAIL);
+            assert_non_null(run.err);
+            free(arg);
+        }
+    }
+}
+
 static void test_items(void **state)
 {
     struct fixture *f = *state;
@@ -732,6 +756,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_if_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_expressions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eval_stays_in_its_argument, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_item, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wild_and_ip_lookups, setup, teardown),
