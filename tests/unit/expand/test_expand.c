@@ -16,6 +16,7 @@
 #include "postern/expand.h"
 #include "postern/lookup.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,56 @@ static void test_pcre2(void **state)
     strcat(deep, "}}");
     check_status(f, deep, EXPAND_FAIL, "parentheses are too deeply nested");
     check_status(f, "${if match{a}{\\N(?<=a+)b\\N}}", EXPAND_FAIL, "regular expression error");
+}
+
+/* Workers share a snapshot's compiled patterns and the process-wide limit contexts: run
+ * matches from several threads at once (the TSan build checks there is no race). */
+struct regex_thread {
+    const struct config *cfg;
+    int matched;
+};
+
+static void *regex_thread_main(void *arg)
+{
+    struct regex_thread *t = arg;
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct expand_ctx ctx;
+    expand_ctx_init(&ctx, &arena, t->cfg, test_var, NULL);
+    for (int i = 0; i < 500; i++) {
+        const char *out = NULL, *err = NULL;
+        if (expand_string(&ctx, "${if match{a123}{\\N^a(\\d+)$\\N}{$1}}", &out, &err) ==
+                EXPAND_OK &&
+            strcmp(out, "123") == 0)
+            t->matched++;
+        if (expand_string(&ctx, "${if match{$local_part}{(?i)^post}{y}{n}}", &out, &err) ==
+                EXPAND_OK &&
+            strcmp(out, "y") == 0)
+            t->matched++;
+        arena_reset(&arena);
+    }
+    return NULL;
+}
+
+static void test_regex_threads(void **state)
+{
+    (void)state;
+    struct arena *arena = arena_new(4096);
+    struct config *cfg = arena_zalloc(arena, sizeof *cfg);
+    cfg->arena = arena;
+    const char *err = NULL;
+    assert_true(expand_regex_precompile(cfg, "^a(\\d+)$", false, &err));
+    pthread_t threads[4];
+    struct regex_thread t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (struct regex_thread){.cfg = cfg};
+        assert_int_equal(pthread_create(&threads[i], NULL, regex_thread_main, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(t[i].matched, 1000);
+    }
+    config_free(cfg);
 }
 
 /* Constant patterns are compiled once into the snapshot's set and used from there. */
@@ -753,6 +804,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_match_condition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcre2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regex_precompiled, setup, teardown),
+        cmocka_unit_test(test_regex_threads),
         cmocka_unit_test_setup_teardown(test_if_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_expressions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
