@@ -21,7 +21,7 @@ action=${1:-build}
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libssl-dev openssl liburcu-dev libhiredis-dev libspf2-dev libopendmarc-dev libjemalloc-dev
-  libcmocka-dev
+  libcmocka-dev libpcre2-dev
   python3 python3-pytest swaks haproxy redis-server postfix util-linux procps iproute2
   publicsuffix perl libmariadb3 libidn12 strace
 )

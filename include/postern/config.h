@@ -194,6 +194,9 @@ struct config {
     /* compiled sub-configurations */
     struct acl_set *acls;
     struct deliver_config *deliver;
+    /* the configuration's constant regular expressions, compiled at load (src/expand/regex.c);
+     * freed by the cleanup hook regex.c registers; read-only once published */
+    struct expand_regex_set *regexes;
 };
 
 /* log_selector bits */

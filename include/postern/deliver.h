@@ -18,6 +18,7 @@
 #define POSTERN_DELIVER_H
 
 #include "postern/config.h"
+#include "postern/vars.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,5 +53,9 @@ int deliver_queue_run(const struct config *cfg);
  * Returns 0 routable, 1 fail (reason set), 2 defer. */
 int deliver_route_test(const struct config *cfg, struct arena *arena, const char *address,
                        const char **reason);
+
+/* The delivery variables in the registry (src/deliver/vars.c): ctx->user is the struct
+ * deliver_scope of the address being routed or transported. Chains to the built-ins. */
+extern const struct var_table deliver_var_table;
 
 #endif

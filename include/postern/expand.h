@@ -2,8 +2,9 @@
  * expand.h - Exim's string expansion language (the documented subset) and list matching.
  *
  * expand_string() turns "$var ${if ...} ${lookup ...}" text into a plain string.
- * Variables come from the caller through a callback, so the engine holds no global
- * state and any thread may expand with its own context. Results are allocated in
+ * Variables come from the caller through a callback (normally var_table_get() on the
+ * context's table in the variable registry, include/postern/vars.h), so the engine holds no
+ * global state and any thread may expand with its own context. Results are allocated in
  * ctx->arena (the caller's session or message arena).
  *
  * List matching implements hostlist/domainlist/addresslist/localpartlist semantics:
@@ -47,13 +48,13 @@ struct expand_ctx;
 typedef const char *(*expand_var_fn)(struct expand_ctx *ctx, const char *name);
 
 struct expand_ctx {
-    struct arena *arena;           /* results and temporaries */
-    const struct config *config;   /* named lists, lookups' settings; may be NULL in tests */
-    expand_var_fn var;             /* may be NULL: only built-in vars resolve */
-    void *user;                    /* for the resolver */
-    const char *value;             /* $value inside ${lookup ...}{yes}{no}; managed by engine */
-    const char *match[10];         /* $0..$9 after a match{}{} condition; managed by engine */
-    int depth;                     /* recursion guard, managed by engine */
+    struct arena *arena;         /* results and temporaries */
+    const struct config *config; /* named lists, lookups' settings; may be NULL in tests */
+    expand_var_fn var;           /* may be NULL: only built-in vars resolve */
+    void *user;                  /* for the resolver */
+    const char *value;           /* $value inside ${lookup ...}{yes}{no}; managed by engine */
+    const char *match[10];       /* $0..$9 after a match{}{} condition; managed by engine */
+    int depth;                   /* recursion guard, managed by engine */
 };
 
 void expand_ctx_init(struct expand_ctx *ctx, struct arena *arena, const struct config *config,
@@ -71,10 +72,49 @@ enum expand_status expand_string(struct expand_ctx *ctx, const char *in, const c
 enum expand_status expand_bool(struct expand_ctx *ctx, const char *in, bool *result,
                                const char **err);
 
-/* Syntax check only (no variables resolved): used at config load. */
+/*
+ * Load-time check of an expandable string, with the expansion parser itself (nothing is
+ * resolved, looked up or matched; every branch is parsed):
+ *   - syntax: items, operators, conditions, braces;
+ *   - every $name and ${name} and def:name is in `vars` (the registry table of the context
+ *     the string is expanded in) with a lifetime in `lifetimes`; $value and $0..$9 always;
+ *   - every constant regular expression (match{}{}, sg) compiles; with `cfg` it is compiled
+ *     into the snapshot's set for use at run time.
+ * False with *err (arena) saying why and naming the variable. The caller adds file:line.
+ */
+#define VAR_LIFETIME_BIT(l) (1u << (l))
+struct expand_check {
+    const struct var_table *vars; /* NULL: any variable name is accepted */
+    unsigned lifetimes;           /* VAR_LIFETIME_BIT mask; 0: any lifetime */
+    const char *where;            /* for messages: "an ACL", "router r1", ... (may be NULL) */
+    struct config *cfg;           /* may be NULL: regexes only checked, not kept */
+};
+bool expand_check(const char *in, const struct expand_check *check, struct arena *arena,
+                  const char **err);
+
+/* The check of a list (hosts, domains, local_parts, senders, named lists): expand_check of
+ * the text, then, when it is constant, every "^regex" item compiled (into cfg's set). */
+bool expand_check_list(const char *list, enum conf_list_kind kind, const struct expand_check *check,
+                       struct arena *arena, const char **err);
+
+/* Syntax check only (any variable name accepted): expand_check with no table. */
 bool expand_check_syntax(const char *in, struct arena *arena, const char **err);
 
-/* Built-in variables every context has: $primary_hostname, $tod_log, $tod_full, $version_number, ... */
+/*
+ * Compile a regular expression that is constant in the configuration into the snapshot's
+ * set (once; later uses find it there). Load time only, before cfg is published. False
+ * with *err (cfg->arena) when the pattern does not compile: a load error.
+ */
+bool expand_regex_precompile(struct config *cfg, const char *pattern, bool caseless,
+                             const char **err);
+/* Free cfg's compiled patterns now. config_free() does it through the cleanup hook; tests
+ * whose struct config does not come from config_load call it themselves. */
+void expand_regex_release_all(struct config *cfg);
+/* How many patterns cfg holds compiled (tests, -bV statistics). */
+size_t expand_regex_precompiled_count(const struct config *cfg);
+
+/* Built-in variables every context has: $primary_hostname, $tod_log, $tod_full, $version_number,
+ * ... */
 const char *expand_builtin_var(struct expand_ctx *ctx, const char *name);
 
 /* ---- list matching ---- */

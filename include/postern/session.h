@@ -21,6 +21,7 @@
 #include "postern/smtp_cmd.h"
 #include "postern/spool.h"
 #include "postern/util.h"
+#include "postern/vars.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -187,5 +188,8 @@ void session_lost(struct session *s, const char *why);
 
 /* Expansion variables of a session (used by its ACL env; exposed for tests). */
 const char *session_var_lookup(struct expand_ctx *ctx, const char *name);
+/* The SMTP session's variables in the registry (include/postern/vars.h); ctx->user is the
+ * struct session. Chains to the built-ins. */
+extern const struct var_table session_var_table;
 
 #endif

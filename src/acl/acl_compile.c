@@ -5,15 +5,22 @@
  * Everything that can be known before a message arrives is checked here, so that a bad
  * ACL stops the daemon at startup with "file:line: reason" instead of deferring mail:
  * unknown verbs, unknown conditions and modifiers, Exim conditions this build does not
- * support (spf, dmarc_status, dcc, ratelimit, endpass, ...), negated modifiers, expansion
- * syntax errors in any value, bad "set" variable names, unknown verify types, and ACL
- * names (in "acl =" and in the acl_smtp_* options) that name no ACL. Checks that depend
- * on which SMTP stage runs the ACL happen at run time (acl_eval.c).
+ * support (spf, dmarc_status, dcc, ratelimit, endpass, ...), negated modifiers, every value
+ * and every named list through the expansion checker (syntax, variable names an SMTP
+ * session has, constant regular expressions, which are compiled into the snapshot here),
+ * bad "set" variable names, unknown verify types, and ACL names (in "acl =" and in the
+ * acl_smtp_* options) that name no ACL. Checks that depend on which SMTP stage runs the
+ * ACL happen at run time (acl_eval.c).
  *
- * Owns: the table of known conditions/modifiers. Output lives in cfg->arena.
+ * Owns: the table of known conditions/modifiers. Output lives in cfg->arena; compiled
+ * regexes in cfg->regexes (freed by the snapshot's cleanup hook, src/expand/regex.c).
  * Threads: called by whoever loads a configuration (main thread); the table is const.
  */
 #include "acl_internal.h"
+
+#include "postern/deliver.h"
+#include "postern/session.h"
+#include "postern/vars.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -239,12 +246,49 @@ static bool control_known(const char *value)
     return false;
 }
 
-/* Checks that need the value: syntax, verify type, ACL reference, delay, control. */
+/* The list kind of a list condition, or -1 for a plain expanded value. */
+static int item_list_kind(enum acl_item_kind kind)
+{
+    switch (kind) {
+    case ACLI_DOMAINS:
+        return CONF_LIST_DOMAIN;
+    case ACLI_HOSTS:
+        return CONF_LIST_HOST;
+    case ACLI_LOCAL_PARTS:
+        return CONF_LIST_LOCALPART;
+    case ACLI_SENDERS:
+        return CONF_LIST_ADDRESS;
+    default:
+        return -1;
+    }
+}
+
+/* The expansion checker over a value: syntax, variables an SMTP session has (any stage: a
+ * variable of another stage, such as $local_part in a HELO ACL, expands to nothing, as in
+ * Exim), constant regular expressions compiled into the snapshot. */
+static bool compile_check_expansion(struct compile_state *cs, const struct acl_item *item,
+                                    const char **why)
+{
+    struct expand_check check = {.vars = &session_var_table, .where = "an ACL", .cfg = cs->cfg};
+    struct var_table message_vars = acl_message_vars;
+    if (item->def->kind == ACLI_MESSAGE || item->def->kind == ACLI_LOG_MESSAGE) {
+        message_vars.next = &session_var_table;
+        check.vars = &message_vars;
+    }
+    int list = item_list_kind(item->def->kind);
+    if (list >= 0)
+        return expand_check_list(item->value, (enum conf_list_kind)list, &check, cs->cfg->arena,
+                                 why);
+    return expand_check(item->value, &check, cs->cfg->arena, why);
+}
+
+/* Checks that need the value: expansion, verify type, ACL reference, delay, control. */
 static bool compile_check_value(struct compile_state *cs, const struct acl_item *item)
 {
     const char *why = NULL;
-    if (!expand_check_syntax(item->value, cs->cfg->arena, &why))
-        return compile_fail(cs, item->file, item->line, "%s = %s: %s", item->def->name, item->value,
+    if (!compile_check_expansion(cs, item, &why))
+        return compile_fail(cs, item->file, item->line, "%s = %s: %s",
+                            item->set_name ? "set" : item->def->name, item->value,
                             why ? why : "expansion syntax error");
     if (strchr(item->value, '$'))
         return true; /* the rest is checked when the value is known */
@@ -392,12 +436,28 @@ static bool compile_check_options(struct compile_state *cs)
     return true;
 }
 
+/* Named lists are used by ACLs and by routers: a variable of either context is accepted. */
+static bool compile_check_named_lists(struct compile_state *cs)
+{
+    struct var_table either = deliver_var_table;
+    either.next = &session_var_table; /* which chains to the built-ins */
+    struct expand_check check = {.vars = &either, .where = "a named list", .cfg = cs->cfg};
+    for (const struct conf_named_list *l = cs->cfg->tree.lists; l; l = l->next) {
+        const char *why = NULL;
+        if (!expand_check_list(l->value, l->kind, &check, cs->cfg->arena, &why))
+            return compile_fail(cs, l->file, l->line, "list \"%s\": %s", l->name,
+                                why ? why : "bad list");
+    }
+    return true;
+}
+
 bool acl_compile(struct config *cfg, char *err, size_t errlen)
 {
     struct compile_state cs = {.cfg = cfg, .err = err, .errlen = errlen};
     struct acl_set *set = arena_zalloc(cfg->arena, sizeof *set);
     cfg->acls = set; /* published early: "acl =" checks look names up through cfg */
-    if (!compile_all_acls(&cs, set) || !compile_check_options(&cs)) {
+    if (!compile_check_named_lists(&cs) || !compile_all_acls(&cs, set) ||
+        !compile_check_options(&cs)) {
         cfg->acls = NULL;
         return false;
     }

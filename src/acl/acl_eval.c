@@ -158,11 +158,31 @@ struct acl_verify_hook {
     const char *verify_message;
 };
 
+static const char *acl_get_verify_message(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    const struct acl_verify_hook *hook = ctx->user;
+    return hook->verify_message ? hook->verify_message : "";
+}
+
+/* The variables only message and log_message have (ctx->user is the hook), in front of the
+ * session's; acl_compile.c checks those modifiers against this table chained to them. */
+static const struct var_def acl_message_var_defs[] = {
+    {"acl_verify_message", VAR_COMMAND, acl_get_verify_message},
+};
+
+const struct var_table acl_message_vars = {
+    .context = "ACL message",
+    .defs = acl_message_var_defs,
+    .count = VAR_TABLE_SIZE(acl_message_var_defs),
+};
+
 static const char *acl_hook_var(struct expand_ctx *ctx, const char *name)
 {
+    const char *v = var_table_get(&acl_message_vars, ctx, name);
+    if (v)
+        return v;
     struct acl_verify_hook *hook = ctx->user;
-    if (strcmp(name, "acl_verify_message") == 0)
-        return hook->verify_message ? hook->verify_message : "";
     struct expand_ctx *outer = hook->outer;
     return outer->var ? outer->var(outer, name) : NULL;
 }

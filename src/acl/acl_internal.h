@@ -11,6 +11,7 @@
 #define POSTERN_ACL_INTERNAL_H
 
 #include "postern/acl.h"
+#include "postern/vars.h"
 
 enum acl_verb {
     ACL_VERB_ACCEPT,
@@ -89,6 +90,10 @@ struct acl_set {
 
 /* Table lookups (acl_compile.c). NULL when the word is unknown. */
 const struct acl_item_def *acl_item_def_find(const char *name);
+
+/* acl_eval.c: $acl_verify_message, which only message and log_message have (the registry
+ * table of that context, include/postern/vars.h; chains to nothing). */
+extern const struct var_table acl_message_vars;
 bool acl_verb_parse(const char *word, enum acl_verb *verb);
 const char *acl_verb_name(enum acl_verb verb);
 

@@ -14,6 +14,10 @@
  */
 #include "config_internal.h"
 
+#include "postern/expand.h"
+#include "postern/session.h"
+#include "postern/vars.h"
+
 #include <ctype.h>
 #include <limits.h>
 #include <stddef.h>
@@ -448,6 +452,46 @@ static bool opt_check_value(struct config *cfg, const struct opt_def *d, char *w
     return true;
 }
 
+/* The main options that are expanded at run time, with the variables of the place that
+ * expands them; each setting is checked at load (expand_check, expand_check_list). */
+static const struct {
+    const char *name;
+    const struct var_table *vars;
+    unsigned lifetimes; /* 0: any */
+    bool host_list;
+} expanded_options[] = {
+    {"smtp_banner", &session_var_table,
+     VAR_LIFETIME_BIT(VAR_SNAPSHOT) | VAR_LIFETIME_BIT(VAR_CONNECTION), false},
+    {"received_header_text", &session_var_table, 0, false},
+    {"smtp_accept_max_per_host", &expand_peer_vars, 0, false},
+    {"local_interfaces", &expand_builtin_vars, 0, false},
+    {"daemon_smtp_ports", &expand_builtin_vars, 0, false},
+    {"proxy_required_hosts", &expand_builtin_vars, 0, true},
+    {"pipelining_advertise_hosts", &session_var_table,
+     VAR_LIFETIME_BIT(VAR_SNAPSHOT) | VAR_LIFETIME_BIT(VAR_CONNECTION), true},
+};
+
+static bool opt_check_expansion(struct config *cfg, const struct opt_def *d,
+                                const struct conf_item *it, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof expanded_options / sizeof expanded_options[0]; i++) {
+        if (strcmp(expanded_options[i].name, d->name) != 0)
+            continue;
+        const char *why = NULL;
+        struct expand_check check = {.vars = expanded_options[i].vars,
+                                     .lifetimes = expanded_options[i].lifetimes,
+                                     .where = d->name,
+                                     .cfg = cfg};
+        bool ok = expanded_options[i].host_list
+                      ? expand_check_list(it->value, CONF_LIST_HOST, &check, cfg->arena, &why)
+                      : expand_check(it->value, &check, cfg->arena, &why);
+        if (!ok)
+            return conf_fail(err, errlen, it->file, it->line, it->value, "main option \"%s\": %s",
+                             it->name, why ? why : "bad expansion");
+    }
+    return true;
+}
+
 bool config_bind_main(struct config *cfg, char *err, size_t errlen)
 {
     config_apply_defaults(cfg);
@@ -472,6 +516,8 @@ bool config_bind_main(struct config *cfg, char *err, size_t errlen)
             !opt_check_value(cfg, d, why, sizeof why))
             return conf_fail(err, errlen, it->file, it->line, it->value, "main option \"%s\": %s",
                              it->name, why);
+        if (!opt_check_expansion(cfg, d, it, err, errlen))
+            return false;
     }
     config_computed_defaults(cfg);
     return true;

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "postern/expand.h"
+#include "postern/vars.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -296,9 +297,7 @@ static bool host_in_list(const struct config *cfg, const char *list, const char 
 /* smtp_accept_max_per_host may refer to the connecting host, as in Exim. */
 static const char *accept_var(struct expand_ctx *ctx, const char *name)
 {
-    if (strcmp(name, "sender_host_address") == 0)
-        return ctx->user;
-    return NULL;
+    return var_table_get(&expand_peer_vars, ctx, name);
 }
 
 /* Unset, smtp_accept_max_per_host is this for direct clients (one host cannot take every

@@ -158,6 +158,26 @@ static const struct transport *transport_find(const struct deliver_config *dc, c
 }
 
 /* Store one option value into `base` (a struct router or struct transport). */
+/* The expansion checker (src/expand) over a router or transport option: syntax, variables
+ * of a delivery (a name no delivery has is a load error), and the constant regular
+ * expressions, compiled once into the snapshot. domains, local_parts and senders are lists. */
+static bool compile_check_expansion(struct compiler *c, const struct conf_item *it,
+                                    const char **reason)
+{
+    static const struct {
+        const char *name;
+        enum conf_list_kind kind;
+    } lists[] = {{"domains", CONF_LIST_DOMAIN},
+                 {"local_parts", CONF_LIST_LOCALPART},
+                 {"senders", CONF_LIST_ADDRESS}};
+    struct expand_check check = {
+        .vars = &deliver_var_table, .where = "a router or transport", .cfg = c->cfg};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        if (strcmp(it->name, lists[i].name) == 0)
+            return expand_check_list(it->value, lists[i].kind, &check, c->cfg->arena, reason);
+    return expand_check(it->value, &check, c->cfg->arena, reason);
+}
+
 static bool opt_apply(struct compiler *c, const char *what, const char *owner,
                       const struct opt_def *def, const struct conf_item *it, void *base)
 {
@@ -196,7 +216,7 @@ static bool opt_apply(struct compiler *c, const char *what, const char *owner,
     }
     case OPT_EXPANDED: {
         const char *reason = NULL;
-        if (!expand_check_syntax(it->value, c->cfg->arena, &reason))
+        if (!compile_check_expansion(c, it, &reason))
             return compile_fail(c, it->file, it->line, "%s %s: option %s: %s (near '%s')", what,
                                 owner, it->name, reason ? reason : "bad expansion", it->value);
         *(const char **)field = it->value;

@@ -7,7 +7,10 @@
  * Parsing and evaluation are one recursive-descent pass over the source text. Every
  * function takes a `skip` flag: when it is set the text is parsed and checked but nothing
  * is resolved, looked up or matched. That is how the branch not taken by ${if} is passed
- * over, and how expand_check_syntax() validates a string at config load.
+ * over, and how expand_check() validates a string at config load: with run->check set,
+ * skipped variable names are looked up in the registry table of the place the string is
+ * used (include/postern/vars.h), and constant regular expressions are compiled into the
+ * snapshot (regex.c). There is no second parser for the check.
  *
  * Owns no global state. Results and error strings are allocated in ctx->arena; the
  * intermediate struct buf of each level is freed before that level returns. Any thread may
@@ -80,6 +83,26 @@ static bool read_var_name(const char **pp, char *name, size_t size)
     name[n] = '\0';
     *pp = p;
     return true;
+}
+
+static bool name_is_engine_var(const char *name)
+{
+    return strcmp(name, "value") == 0 || strspn(name, "0123456789") == strlen(name);
+}
+
+enum expand_status expand_check_var(struct expand_run *run, const char *name)
+{
+    const struct expand_check *check = run->check;
+    if (!check || !check->vars || name_is_engine_var(name))
+        return EXPAND_OK;
+    const struct var_def *def = var_table_find(check->vars, name);
+    if (!def)
+        return expand_fail(run, "unknown variable name \"$%s\"%s%s", name,
+                           check->where ? " in " : "", check->where ? check->where : "");
+    if (check->lifetimes && !(check->lifetimes & VAR_LIFETIME_BIT(def->lifetime)))
+        return expand_fail(run, "variable \"$%s\" (%s lifetime) is not available in %s", name,
+                           var_lifetime_name(def->lifetime), check->where ? check->where : "here");
+    return EXPAND_OK;
 }
 
 static enum expand_status append_var(struct expand_run *run, const char *name, struct buf *out)
@@ -160,7 +183,7 @@ static enum expand_status expand_dollar(struct expand_run *run, const char **pp,
     if (!read_var_name(&p, name, sizeof name))
         return expand_fail(run, "variable name too long near \"%.20s\"", *pp);
     *pp = p;
-    return skip ? EXPAND_OK : append_var(run, name, out);
+    return skip ? expand_check_var(run, name) : append_var(run, name, out);
 }
 
 enum expand_status expand_text(struct expand_run *run, const char **pp, bool until_brace, bool skip,
@@ -208,6 +231,59 @@ enum expand_status expand_arg(struct expand_run *run, const char **pp, bool skip
         return expand_fail(run, "missing \"{\" in \"%s\" item", item);
     (*pp)++;
     return expand_text(run, pp, true, skip, out);
+}
+
+bool expand_text_is_constant(const char *s, size_t len)
+{
+    const char *end = s + len;
+    while (s < end) {
+        if (*s == '$')
+            return false;
+        if (*s == '\\' && s + 1 < end && s[1] == 'N') { /* \N...\N is literal */
+            const char *close = s + 2;
+            while (close + 1 < end && !(close[0] == '\\' && close[1] == 'N'))
+                close++;
+            s = close + 2;
+            continue;
+        }
+        s += *s == '\\' ? 2 : 1;
+    }
+    return true;
+}
+
+/* The regular expression of a constant argument, compiled now: into the snapshot's set when
+ * the check has one, else only to see that it compiles. */
+static enum expand_status check_constant_regex(struct expand_run *run, const char *source,
+                                               size_t len, const char *item)
+{
+    struct expand_run pure = {.ctx = run->ctx};
+    const char *text = arena_strndup(run->ctx->arena, source, len), *pattern = NULL, *err = NULL;
+    if (expand_text(&pure, &text, false, false, &pattern) != EXPAND_OK)
+        return EXPAND_OK; /* cannot happen without '$'; the syntax check reports the rest */
+    bool ok;
+    if (run->check->cfg) {
+        ok = expand_regex_precompile(run->check->cfg, pattern, false, &err);
+    } else {
+        struct expand_regex rx;
+        ok = expand_regex_get(run->ctx, pattern, false, &rx, &err);
+        if (ok)
+            expand_regex_put(&rx);
+    }
+    return ok ? EXPAND_OK : expand_fail(run, "%s: %s", item, err);
+}
+
+enum expand_status expand_arg_regex(struct expand_run *run, const char **pp, bool skip,
+                                    const char *item, const char **out)
+{
+    expand_skip_space(pp);
+    const char *start = *pp + 1;
+    enum expand_status st = expand_arg(run, pp, skip, item, out);
+    if (st != EXPAND_OK || !run->check)
+        return st;
+    size_t len = (size_t)(*pp - 1 - start); /* *pp is past the closing '}' */
+    if (!expand_text_is_constant(start, len))
+        return EXPAND_OK; /* known only at run time: compiled at use */
+    return check_constant_regex(run, start, len, item);
 }
 
 /* Optional white space then the '}' closing an item. */
@@ -367,51 +443,67 @@ static enum expand_status sg_replace(struct expand_run *run, const char *replace
     return EXPAND_OK;
 }
 
+/* A regex failure as an expansion status: a limit hit defers, a bad pattern fails. */
+enum expand_status expand_regex_status(struct expand_run *run, enum regex_result r,
+                                       const char *item, const char *err)
+{
+    if (r == REGEX_LIMIT) {
+        run->err = arena_printf(run->ctx->arena, "%s: %s", item, err);
+        return EXPAND_DEFER;
+    }
+    return expand_fail(run, "%s: %s", item, err);
+}
+
+/* Replace every match of rx in subject; $0..$9 are set while each replacement expands. */
+static enum expand_status sg_loop(struct expand_run *run, const struct expand_regex *rx,
+                                  const char *subject, const char *replacement, struct buf *b)
+{
+    struct expand_ctx *ctx = run->ctx;
+    size_t at = 0, len = strlen(subject), m[20];
+    const char *err = NULL;
+    enum expand_status st = EXPAND_OK;
+    while (st == EXPAND_OK && at <= len) {
+        enum regex_result r = expand_regex_exec(ctx, rx, subject, at, m, &err);
+        if (r == REGEX_NO_MATCH)
+            break;
+        if (r != REGEX_MATCH)
+            return expand_regex_status(run, r, "sg", err);
+        buf_append(b, subject + at, m[0] - at);
+        expand_regex_set_groups(ctx, subject, m);
+        st = sg_replace(run, replacement, b);
+        at = m[1];
+        if (m[1] == m[0]) { /* empty match: copy one character and move on */
+            if (at == len)
+                return st;
+            buf_append(b, subject + at, 1);
+            at++;
+        }
+        if (b->len > EXPAND_MAX_OUTPUT)
+            st = expand_fail(run, "sg: result too long");
+    }
+    if (st == EXPAND_OK && at < len)
+        buf_append_str(b, subject + at);
+    return st;
+}
+
 static enum expand_status sg_apply(struct expand_run *run, const char *subject, const char *regex,
                                    const char *replacement, const char **out)
 {
-    struct expand_regex re;
+    struct expand_regex rx;
     const char *err = NULL;
     struct expand_ctx *ctx = run->ctx;
-    if (!expand_regex_compile(&re, regex, false, ctx->arena, &err))
+    if (!expand_regex_get(ctx, regex, false, &rx, &err))
         return expand_fail(run, "sg: %s", err);
     const char *saved[10];
     memcpy(saved, ctx->match, sizeof saved);
     struct buf b;
     buf_init(&b);
-    enum expand_status st = EXPAND_OK;
-    const char *p = subject;
-    while (st == EXPAND_OK) {
-        regmatch_t m[10];
-        int flags = p == subject ? 0 : REG_NOTBOL;
-        if (!expand_regex_exec(&re, p, flags, m))
-            break;
-        buf_append(&b, p, (size_t)m[0].rm_so);
-        for (int i = 0; i < 10; i++)
-            ctx->match[i] = m[i].rm_so < 0 ? ""
-                                           : arena_strndup(ctx->arena, p + m[i].rm_so,
-                                                           (size_t)(m[i].rm_eo - m[i].rm_so));
-        st = sg_replace(run, replacement, &b);
-        if (m[0].rm_eo == m[0].rm_so) { /* empty match: copy one char and move on */
-            if (p[m[0].rm_eo] == '\0') {
-                p += m[0].rm_eo;
-                break;
-            }
-            buf_append(&b, p + m[0].rm_eo, 1);
-            p += m[0].rm_eo + 1;
-        } else {
-            p += m[0].rm_eo;
-        }
-        if (b.len > EXPAND_MAX_OUTPUT)
-            st = expand_fail(run, "sg: result too long");
-    }
-    if (st == EXPAND_OK) {
-        buf_append_str(&b, p);
+    enum expand_status st = sg_loop(run, &rx, subject, replacement, &b);
+    if (st == EXPAND_OK)
         *out = arena_strndup(ctx->arena, b.data ? b.data : "", b.len);
-    }
     buf_free(&b);
     memcpy(ctx->match, saved, sizeof saved);
-    expand_regex_free(&re);
+    expand_regex_put(&rx);
     return st;
 }
 
@@ -421,7 +513,7 @@ static enum expand_status item_sg(struct expand_run *run, const char **pp, bool 
     const char *subject, *regex, *replacement;
     enum expand_status st;
     if ((st = expand_arg(run, pp, skip, "sg", &subject)) != EXPAND_OK ||
-        (st = expand_arg(run, pp, skip, "sg", &regex)) != EXPAND_OK ||
+        (st = expand_arg_regex(run, pp, skip, "sg", &regex)) != EXPAND_OK ||
         (st = expand_arg(run, pp, skip, "sg", &replacement)) != EXPAND_OK ||
         (st = expect_close(run, pp, "sg")) != EXPAND_OK)
         return st;
@@ -649,7 +741,7 @@ static enum expand_status expand_named(struct expand_run *run, const char **pp, 
     enum expand_status st;
     if (*p == '}') {
         *pp = p + 1;
-        return skip ? EXPAND_OK : append_var(run, name, out);
+        return skip ? expand_check_var(run, name) : append_var(run, name, out);
     }
     if (*p == ':') {
         *pp = p + 1;
@@ -712,10 +804,11 @@ void expand_ctx_init(struct expand_ctx *ctx, struct arena *arena, const struct c
     ctx->user = user;
 }
 
-static enum expand_status expand_top(struct expand_ctx *ctx, const char *in, bool skip,
-                                     const char **out, const char **err)
+static enum expand_status expand_top(struct expand_ctx *ctx, const char *in,
+                                     const struct expand_check *check, bool skip, const char **out,
+                                     const char **err)
 {
-    struct expand_run run = {.ctx = ctx};
+    struct expand_run run = {.ctx = ctx, .check = check};
     const char *result = "";
     if (!in)
         in = "";
@@ -744,14 +837,21 @@ static enum expand_status expand_top(struct expand_ctx *ctx, const char *in, boo
 enum expand_status expand_string(struct expand_ctx *ctx, const char *in, const char **out,
                                  const char **err)
 {
-    return expand_top(ctx, in, false, out, err);
+    return expand_top(ctx, in, NULL, false, out, err);
+}
+
+bool expand_check(const char *in, const struct expand_check *check, struct arena *arena,
+                  const char **err)
+{
+    struct expand_ctx ctx;
+    expand_ctx_init(&ctx, arena, check ? check->cfg : NULL, NULL, NULL);
+    static const struct expand_check syntax_only;
+    return expand_top(&ctx, in, check ? check : &syntax_only, true, NULL, err) == EXPAND_OK;
 }
 
 bool expand_check_syntax(const char *in, struct arena *arena, const char **err)
 {
-    struct expand_ctx ctx;
-    expand_ctx_init(&ctx, arena, NULL, NULL, NULL);
-    return expand_top(&ctx, in, true, NULL, err) == EXPAND_OK;
+    return expand_check(in, NULL, arena, err);
 }
 
 enum expand_status expand_bool(struct expand_ctx *ctx, const char *in, bool *result,

@@ -116,12 +116,11 @@ static enum expand_status eval_bool(struct expand_run *run, const char *arg, boo
 static enum expand_status eval_match(struct expand_run *run, const char *subject, const char *regex,
                                      bool *result)
 {
-    struct expand_regex re;
     const char *err = NULL;
-    if (!expand_regex_compile(&re, regex, false, run->ctx->arena, &err))
-        return expand_fail(run, "match: %s", err);
-    *result = expand_regex_match(run->ctx, &re, subject);
-    expand_regex_free(&re);
+    enum regex_result r = expand_regex_match(run->ctx, regex, false, subject, &err);
+    if (r == REGEX_BAD || r == REGEX_LIMIT)
+        return expand_regex_status(run, r, "match", err);
+    *result = r == REGEX_MATCH;
     return EXPAND_OK;
 }
 
@@ -229,7 +228,7 @@ static enum expand_status cond_def(struct expand_run *run, const char **pp, bool
     if (n == 0)
         return expand_fail(run, "missing variable name after \"def:\"");
     if (skip)
-        return EXPAND_OK;
+        return expand_check_var(run, name);
     const char *v = expand_resolve_var(run->ctx, name);
     if (!v)
         return expand_fail(run, "unknown variable \"%s\" after \"def:\"", name);
@@ -305,7 +304,9 @@ static enum expand_status cond_dispatch(struct expand_run *run, const char **pp,
             continue;
         const char *args[2] = {"", ""};
         for (int a = 0; a < def->nargs; a++) {
-            enum expand_status st = expand_arg(run, pp, skip, def->name, &args[a]);
+            bool regex = def->kind == COND_MATCH && a == 1;
+            enum expand_status st = regex ? expand_arg_regex(run, pp, skip, def->name, &args[a])
+                                          : expand_arg(run, pp, skip, def->name, &args[a]);
             if (st != EXPAND_OK)
                 return st;
         }

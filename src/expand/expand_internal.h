@@ -11,8 +11,10 @@
 
 #include "postern/expand.h"
 #include "postern/ip.h"
+#include "postern/vars.h"
 
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,6 +28,7 @@
 struct expand_run {
     struct expand_ctx *ctx;
     const char *err; /* arena; set whenever a function returns FAIL, FORCED_FAIL or DEFER */
+    const struct expand_check *check; /* load-time check (everything skipped); else NULL */
 };
 
 /* ---- expand.c ---- */
@@ -39,6 +42,16 @@ enum expand_status expand_text(struct expand_run *run, const char **pp, bool unt
 /* Optional white space, then "{text}". `item` names the construct for error messages. */
 enum expand_status expand_arg(struct expand_run *run, const char **pp, bool skip, const char *item,
                               const char **out);
+/* The load-time checks of a name met while checking (run->check set): known where the
+ * string is used, with an allowed lifetime. EXPAND_OK when not checking. */
+enum expand_status expand_check_var(struct expand_run *run, const char *name);
+/* True when expanding the source text s[0..len) needs nothing but the text: no '$'
+ * outside \N...\N. Its expansion is then the same at load and at every use. */
+bool expand_text_is_constant(const char *s, size_t len);
+/* expand_arg for an argument that is a regular expression: when checking and the argument
+ * is constant, it is compiled now (into the snapshot's set), so a bad one is a load error. */
+enum expand_status expand_arg_regex(struct expand_run *run, const char **pp, bool skip,
+                                    const char *item, const char **out);
 /* $value, $0..$9, then ctx->var, then built-ins. NULL: no such variable. */
 const char *expand_resolve_var(struct expand_ctx *ctx, const char *name);
 
@@ -54,22 +67,38 @@ enum expand_status expand_operator(struct expand_run *run, const char *name, con
 const char *expand_substring(struct arena *arena, const char *s, long start, long len,
                              bool has_len);
 
-/* ---- regex.c: Exim writes PCRE; we compile POSIX EREs after translating the common Perl
- * escapes (\d \w \s and their negations, (?i), (?-i), (?:). ---- */
-#define REGEX_MAX_GROUPS 33 /* POSIX groups tracked, including group 0 */
-struct expand_regex {
-    regex_t re;
-    int groups;                       /* '(' groups in the translated pattern */
-    int8_t capture[REGEX_MAX_GROUPS]; /* POSIX group -> Perl group number; -1 for (?:) */
+/* ---- regex.c: PCRE2 with bounded cost; constant patterns compiled once per snapshot ---- */
+enum regex_result {
+    REGEX_NO_MATCH = 0,
+    REGEX_MATCH,
+    REGEX_BAD,   /* the pattern does not compile (or PCRE2 refused it): an error */
+    REGEX_LIMIT, /* match, depth or heap limit hit: a temporary failure (defer) */
 };
-bool expand_regex_compile(struct expand_regex *rx, const char *pattern, bool caseless,
-                          struct arena *arena, const char **err);
-void expand_regex_free(struct expand_regex *rx);
-/* Run; on a match m[0..9] hold the Perl-numbered groups (rm_so -1 when unset). */
-bool expand_regex_exec(const struct expand_regex *rx, const char *subject, int eflags,
-                       regmatch_t m[10]);
-/* Run; on a match set ctx->match[0..9] (arena copies). */
-bool expand_regex_match(struct expand_ctx *ctx, const struct expand_regex *rx, const char *subject);
+/* A compiled pattern for one use: borrowed from the snapshot's set, or owned (freed by
+ * expand_regex_put). */
+struct expand_regex {
+    pcre2_code *code;
+    bool owned;
+};
+/* Find `pattern` in ctx->config's precompiled set or compile it now (*err on failure). */
+bool expand_regex_get(struct expand_ctx *ctx, const char *pattern, bool caseless,
+                      struct expand_regex *rx, const char **err);
+void expand_regex_put(struct expand_regex *rx);
+/* Match from byte `offset`; on REGEX_MATCH m[2i], m[2i+1] are the bounds of group i
+ * (SIZE_MAX when unset). REGEX_BAD / REGEX_LIMIT set *err. */
+enum regex_result expand_regex_exec(struct expand_ctx *ctx, const struct expand_regex *rx,
+                                    const char *subject, size_t offset, size_t m[20],
+                                    const char **err);
+/* ctx->match[0..9] = the groups of a match (arena copies; NULL when unset). */
+void expand_regex_set_groups(struct expand_ctx *ctx, const char *subject, const size_t m[20]);
+/* get + exec + set_groups on a match + put. */
+enum regex_result expand_regex_match(struct expand_ctx *ctx, const char *pattern, bool caseless,
+                                     const char *subject, const char **err);
+
+/* (expand.c) A regex_result other than a match or no match, as a status: FAIL, or DEFER
+ * when a limit was hit. */
+enum expand_status expand_regex_status(struct expand_run *run, enum regex_result r,
+                                       const char *item, const char *err);
 
 /* ---- lists.c ---- */
 /* Host list match without expanding the list first (match_ip{}{} has expanded it). */

@@ -364,8 +364,11 @@ static long long eval_primary(struct eval_state *e)
         e->p++;
         long long v = eval_expr(e, 0);
         eval_space(e);
-        if (*e->p != ')' && !e->err)
-            e->err = "missing \")\"";
+        if (*e->p != ')') { /* never step past the end of the string */
+            if (!e->err)
+                e->err = "missing \")\"";
+            return v;
+        }
         e->p++;
         return v;
     }

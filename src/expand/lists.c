@@ -9,7 +9,10 @@
  * has expanded them already). A forced expansion failure means "not in the list", any
  * other expansion failure is MATCH_ERROR, a deferred lookup MATCH_DEFER: never a silent
  * no-match. No host name or DNS lookups happen here: name patterns match only the name
- * the caller supplies.
+ * the caller supplies. A regex item that hits PCRE2's limits is MATCH_DEFER.
+ *
+ * expand_check_list() is the load-time check of a list: the expansion checker over its
+ * text, then, when the text is constant, its "^regex" items compiled into the snapshot.
  *
  * Owns no state; temporaries and errors go in ctx->arena. Any thread may call it.
  */
@@ -163,9 +166,8 @@ static bool lookup_item_split(struct arena *arena, const char *item, const char 
 
 /* Run a lookup for list membership; key NULL for query-style types. */
 /* Run a lookup for a list item: found => YES (the data in *found when wanted). */
-static enum match_result list_lookup_data(struct expand_ctx *ctx, const char *type,
-                                          const char *key, const char *data, const char **found,
-                                          const char **err)
+static enum match_result list_lookup_data(struct expand_ctx *ctx, const char *type, const char *key,
+                                          const char *data, const char **found, const char **err)
 {
     const char *result = NULL, *lerr = NULL;
     switch (lookup_run(ctx, type, key, data, &result, &lerr)) {
@@ -220,13 +222,18 @@ static bool suffix_matches(const char *subject, const char *suffix, bool caseles
 static enum match_result regex_item(struct expand_ctx *ctx, const char *pattern,
                                     const char *subject, bool caseless, const char **err)
 {
-    struct expand_regex re;
     const char *rerr = NULL;
-    if (!expand_regex_compile(&re, pattern, caseless, ctx->arena, &rerr))
+    switch (expand_regex_match(ctx, pattern, caseless, subject, &rerr)) {
+    case REGEX_MATCH:
+        return MATCH_YES;
+    case REGEX_NO_MATCH:
+        return MATCH_NO;
+    case REGEX_LIMIT:
+        *err = rerr;
+        return MATCH_DEFER;
+    default:
         return list_error(ctx, err, "%s", rerr);
-    bool hit = expand_regex_match(ctx, &re, subject);
-    expand_regex_free(&re);
-    return hit ? MATCH_YES : MATCH_NO;
+    }
 }
 
 enum match_result list_match_pattern(struct expand_ctx *ctx, const char *pattern,
@@ -686,4 +693,54 @@ enum match_result list_match_kind_noexpand(struct expand_ctx *ctx, enum conf_lis
 {
     struct list_subject s = {.kind = kind, .value = subject ? subject : ""};
     return list_run(ctx, list, &s, false, 0, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Load-time check                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Compile one "^regex" item (after any '!') the way the list walk will use it. */
+static bool check_list_regex(const char *item, bool caseless, const struct expand_check *check,
+                             struct arena *arena, const char **err)
+{
+    while (*item == '!' || isspace((unsigned char)*item))
+        item++;
+    if (*item != '^')
+        return true;
+    if (check->cfg)
+        return expand_regex_precompile(check->cfg, item, caseless, err);
+    struct expand_ctx ctx;
+    struct expand_regex rx;
+    expand_ctx_init(&ctx, arena, NULL, NULL, NULL);
+    if (!expand_regex_get(&ctx, item, caseless, &rx, err))
+        return false;
+    expand_regex_put(&rx);
+    return true;
+}
+
+bool expand_check_list(const char *list, enum conf_list_kind kind, const struct expand_check *check,
+                       struct arena *arena, const char **err)
+{
+    static const struct expand_check syntax_only;
+    if (!check)
+        check = &syntax_only;
+    if (!expand_check(list, check, arena, err))
+        return false;
+    if (!list || !expand_text_is_constant(list, strlen(list)))
+        return true; /* its regexes exist only after expansion: compiled at use */
+    struct expand_ctx ctx;
+    const char *text = NULL;
+    expand_ctx_init(&ctx, arena, NULL, NULL, NULL);
+    if (expand_string(&ctx, list, &text, err) != EXPAND_OK)
+        return false;
+    const char **items = NULL;
+    int n = list_split(arena, text, &items);
+    bool caseless = true; /* "+caseful" turns it off for local parts and addresses */
+    for (int i = 0; i < n; i++) {
+        if (strcmp(items[i], "+caseful") == 0 && kind != CONF_LIST_HOST && kind != CONF_LIST_DOMAIN)
+            caseless = false;
+        if (!check_list_regex(items[i], caseless, check, arena, err))
+            return false;
+    }
+    return true;
 }

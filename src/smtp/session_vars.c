@@ -3,25 +3,34 @@
  * the ACL engine act on a session (set acl_c/acl_m variables, log, add headers,
  * controls, verification).
  *
- * Runs on whichever thread currently owns the session. Values are computed from the
- * session struct; computed strings are allocated in the expansion context's arena.
+ * The variables are the session's table in the variable registry (session_var_table,
+ * include/postern/vars.h): name, lifetime, getter. Runs on whichever thread currently owns
+ * the session. Values are computed from the session struct; computed strings are
+ * allocated in the expansion context's arena.
  */
 #include "postern/session.h"
 
 #include "postern/address.h"
 #include "postern/deliver.h"
 #include "postern/log.h"
+#include "postern/vars.h"
 #include "session_internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const char *var_from_list(const struct session_var *v, const char *name)
+/* ---- The session's table in the variable registry (include/postern/vars.h) ----
+ * Getters read ctx->user, the struct session expanding. Adding a variable: one getter and
+ * one line in session_var_defs (kept sorted; tests/unit/expand/test_vars.c checks it). */
+
+static struct session *var_session(const struct expand_ctx *ctx)
 {
-    for (; v; v = v->next)
-        if (strcmp(v->name, name) == 0)
-            return v->value;
-    return NULL;
+    return ctx->user;
+}
+
+static const char *str_or_empty(const char *s)
+{
+    return s ? s : "";
 }
 
 static const char *int_text(struct expand_ctx *ctx, long long v)
@@ -34,17 +43,168 @@ static const char *port_text(struct expand_ctx *ctx, int port)
     return port ? int_text(ctx, port) : "";
 }
 
-static const char *current_rcpt_part(const struct session *s, bool want_domain)
+static const char *address_part(struct expand_ctx *ctx, const char *address, bool want_domain)
 {
+    if (!address)
+        return "";
+    const char *at = strrchr(address, '@');
+    if (!at)
+        return want_domain ? "" : address;
+    return want_domain ? at + 1 : arena_strndup(ctx->arena, address, (size_t)(at - address));
+}
+
+/* The recipient a RCPT, VRFY or PRDR ACL is about (pending, or the current one). */
+static const char *current_rcpt_part(struct expand_ctx *ctx, bool want_domain)
+{
+    const struct session *s = var_session(ctx);
+    if (s->rcpt_pending_address) /* unquoted, as Exim's $local_part */
+        return want_domain ? address_domain(s->rcpt_pending_address)
+                           : address_local_part(ctx->arena, s->rcpt_pending_address);
     if (s->rcpt_current >= 0 && s->rcpt_current < s->rcpt_count) {
         const struct session_rcpt *r = &s->rcpts[s->rcpt_current];
-        return want_domain ? r->domain : r->local_part;
+        return str_or_empty(want_domain ? r->domain : r->local_part);
     }
     return "";
 }
 
-static const char *recipients_text(struct session *s, struct expand_ctx *ctx)
+static const char *get_empty(struct expand_ctx *ctx, const char *name)
 {
+    (void)ctx;
+    (void)name;
+    return "";
+}
+
+static const char *get_host_address(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return var_session(ctx)->is_local_input ? "" : var_session(ctx)->client_ip;
+}
+
+static const char *get_host_port(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return var_session(ctx)->is_local_input ? "" : port_text(ctx, var_session(ctx)->client_port);
+}
+
+static const char *get_host_name(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return str_or_empty(var_session(ctx)->client_name);
+}
+
+static const char *get_helo_name(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return str_or_empty(var_session(ctx)->helo_name);
+}
+
+static const char *get_rcvhost(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return session_rcvhost(var_session(ctx), ctx->arena);
+}
+
+static const char *get_local_ip(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return var_session(ctx)->local_ip;
+}
+
+static const char *get_local_port(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return port_text(ctx, var_session(ctx)->local_port);
+}
+
+static const char *get_proxy_session(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return var_session(ctx)->proxy_session ? "yes" : "no";
+}
+
+static const char *get_proxy_host_address(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return var_session(ctx)->proxy_host_address;
+}
+
+static const char *get_proxy_host_port(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return port_text(ctx, var_session(ctx)->proxy_host_port);
+}
+
+static const char *get_proxy_target_address(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return var_session(ctx)->proxy_target_address;
+}
+
+static const char *get_proxy_target_port(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return port_text(ctx, var_session(ctx)->proxy_target_port);
+}
+
+static const char *get_smtp_command(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return str_or_empty(var_session(ctx)->smtp_command);
+}
+
+static const char *get_notquit_reason(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return str_or_empty(var_session(ctx)->notquit_reason);
+}
+
+static const char *get_sender(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return str_or_empty(var_session(ctx)->sender);
+}
+
+static const char *get_sender_local_part(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return address_part(ctx, var_session(ctx)->sender, false);
+}
+
+static const char *get_sender_domain(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return address_part(ctx, var_session(ctx)->sender, true);
+}
+
+static const char *get_local_part(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return current_rcpt_part(ctx, false);
+}
+
+static const char *get_domain(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return current_rcpt_part(ctx, true);
+}
+
+static const char *get_rcpt_count(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return int_text(ctx, var_session(ctx)->rcpt_count);
+}
+
+static const char *get_received_for(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    const struct session *s = var_session(ctx);
+    return s->rcpt_count == 1 ? s->rcpts[0].address : "";
+}
+
+static const char *get_recipients(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    const struct session *s = var_session(ctx);
     struct buf b;
     buf_init(&b);
     for (int i = 0; i < s->rcpt_count; i++) {
@@ -57,109 +217,116 @@ static const char *recipients_text(struct session *s, struct expand_ctx *ctx)
     return out;
 }
 
-static const char *address_part(struct expand_ctx *ctx, const char *address, bool want_domain)
+static const char *get_message_id(struct expand_ctx *ctx, const char *name)
 {
-    if (!address)
-        return "";
-    const char *at = strrchr(address, '@');
-    if (!at)
-        return want_domain ? "" : address;
-    return want_domain ? at + 1 : arena_strndup(ctx->arena, address, (size_t)(at - address));
+    (void)name;
+    return var_session(ctx)->message_id;
 }
 
-/* Variables about the connection and the PROXY negotiation. */
-static const char *connection_var(struct session *s, struct expand_ctx *ctx, const char *name)
+static const char *get_message_size(struct expand_ctx *ctx, const char *name)
 {
-    if (strcmp(name, "sender_host_address") == 0)
-        return s->is_local_input ? "" : s->client_ip;
-    if (strcmp(name, "sender_host_port") == 0)
-        return s->is_local_input ? "" : port_text(ctx, s->client_port);
-    if (strcmp(name, "sender_host_name") == 0)
-        return s->client_name ? s->client_name : "";
-    if (strcmp(name, "sender_helo_name") == 0)
-        return s->helo_name ? s->helo_name : "";
-    if (strcmp(name, "sender_rcvhost") == 0)
-        return session_rcvhost(s, ctx->arena);
-    if (strcmp(name, "received_ip_address") == 0 || strcmp(name, "interface_address") == 0)
-        return s->local_ip;
-    if (strcmp(name, "received_port") == 0 || strcmp(name, "interface_port") == 0)
-        return port_text(ctx, s->local_port);
-    if (strcmp(name, "proxy_session") == 0)
-        return s->proxy_session ? "yes" : "no";
-    if (strcmp(name, "proxy_host_address") == 0 || strcmp(name, "proxy_local_address") == 0)
-        return s->proxy_host_address;
-    if (strcmp(name, "proxy_host_port") == 0 || strcmp(name, "proxy_local_port") == 0)
-        return port_text(ctx, s->proxy_host_port);
-    if (strcmp(name, "proxy_target_address") == 0 ||
-        strcmp(name, "proxy_external_address") == 0)
-        return s->proxy_target_address;
-    if (strcmp(name, "proxy_target_port") == 0 || strcmp(name, "proxy_external_port") == 0)
-        return port_text(ctx, s->proxy_target_port);
-    if (strcmp(name, "smtp_command") == 0)
-        return s->smtp_command ? s->smtp_command : "";
-    if (strcmp(name, "smtp_notquit_reason") == 0)
-        return s->notquit_reason ? s->notquit_reason : "";
-    if (strcmp(name, "authenticated_id") == 0 || strcmp(name, "authenticated_sender") == 0)
-        return "";
-    if (strcmp(name, "tls_in_cipher") == 0 || strcmp(name, "tls_cipher") == 0 ||
-        strcmp(name, "tls_in_sni") == 0 || strcmp(name, "tls_sni") == 0)
-        return "";
-    return NULL;
+    (void)name;
+    const struct session *s = var_session(ctx);
+    return s->message_id[0] ? int_text(ctx, s->message_size) : "-1";
 }
 
-/* Variables about the message being received. */
-static const char *message_var(struct session *s, struct expand_ctx *ctx, const char *name)
+static const char *get_prdr_requested(struct expand_ctx *ctx, const char *name)
 {
-    if (strcmp(name, "sender_address") == 0)
-        return s->sender ? s->sender : "";
-    if (strcmp(name, "sender_address_local_part") == 0)
-        return address_part(ctx, s->sender, false);
-    if (strcmp(name, "sender_address_domain") == 0)
-        return address_part(ctx, s->sender, true);
-    if (strcmp(name, "local_part") == 0) {
-        if (s->rcpt_pending_address) /* unquoted, as Exim's $local_part */
-            return address_local_part(ctx->arena, s->rcpt_pending_address);
-        return current_rcpt_part(s, false);
-    }
-    if (strcmp(name, "domain") == 0) {
-        if (s->rcpt_pending_address)
-            return address_part(ctx, s->rcpt_pending_address, true);
-        return current_rcpt_part(s, true);
-    }
-    if (strcmp(name, "recipients_count") == 0 || strcmp(name, "rcpt_count") == 0)
-        return int_text(ctx, s->rcpt_count);
-    if (strcmp(name, "received_for") == 0)
-        return s->rcpt_count == 1 ? s->rcpts[0].address : "";
-    if (strcmp(name, "recipients") == 0)
-        return recipients_text(s, ctx);
-    if (strcmp(name, "message_exim_id") == 0 || strcmp(name, "message_id") == 0)
-        return s->message_id;
-    if (strcmp(name, "message_size") == 0)
-        return s->message_id[0] ? int_text(ctx, s->message_size) : "-1";
-    if (strcmp(name, "prdr_requested") == 0)
-        return s->prdr_requested ? "yes" : "no";
-    if (strcmp(name, "received_protocol") == 0)
-        return session_protocol(s);
-    return NULL;
+    (void)name;
+    return var_session(ctx)->prdr_requested ? "yes" : "no";
 }
+
+static const char *get_received_protocol(struct expand_ctx *ctx, const char *name)
+{
+    (void)name;
+    return session_protocol(var_session(ctx));
+}
+
+static const char *var_from_list(const struct session_var *v, const char *name)
+{
+    for (; v; v = v->next)
+        if (strcmp(v->name, name) == 0)
+            return v->value;
+    return ""; /* unset ACL variables expand to nothing, as in Exim */
+}
+
+static const char *get_acl_c(struct expand_ctx *ctx, const char *name)
+{
+    return var_from_list(var_session(ctx)->acl_c, name);
+}
+
+static const char *get_acl_m(struct expand_ctx *ctx, const char *name)
+{
+    return var_from_list(var_session(ctx)->acl_m, name);
+}
+
+#define C VAR_CONNECTION
+#define M VAR_MESSAGE
+#define K VAR_COMMAND
+/* Sorted by name. authenticated_* and tls_* stay empty until AUTH and TLS exist. */
+static const struct var_def session_var_defs[] = {
+    {"authenticated_id", C, get_empty},
+    {"authenticated_sender", M, get_empty},
+    {"domain", K, get_domain},
+    {"interface_address", C, get_local_ip},
+    {"interface_port", C, get_local_port},
+    {"local_part", K, get_local_part},
+    {"message_exim_id", M, get_message_id},
+    {"message_id", M, get_message_id},
+    {"message_size", M, get_message_size},
+    {"prdr_requested", M, get_prdr_requested},
+    {"proxy_external_address", C, get_proxy_target_address},
+    {"proxy_external_port", C, get_proxy_target_port},
+    {"proxy_host_address", C, get_proxy_host_address},
+    {"proxy_host_port", C, get_proxy_host_port},
+    {"proxy_local_address", C, get_proxy_host_address},
+    {"proxy_local_port", C, get_proxy_host_port},
+    {"proxy_session", C, get_proxy_session},
+    {"proxy_target_address", C, get_proxy_target_address},
+    {"proxy_target_port", C, get_proxy_target_port},
+    {"rcpt_count", M, get_rcpt_count},
+    {"received_for", M, get_received_for},
+    {"received_ip_address", C, get_local_ip},
+    {"received_port", C, get_local_port},
+    {"received_protocol", M, get_received_protocol},
+    {"recipients", M, get_recipients},
+    {"recipients_count", M, get_rcpt_count},
+    {"sender_address", M, get_sender},
+    {"sender_address_domain", M, get_sender_domain},
+    {"sender_address_local_part", M, get_sender_local_part},
+    {"sender_helo_name", C, get_helo_name},
+    {"sender_host_address", C, get_host_address},
+    {"sender_host_name", C, get_host_name},
+    {"sender_host_port", C, get_host_port},
+    {"sender_rcvhost", C, get_rcvhost},
+    {"smtp_command", K, get_smtp_command},
+    {"smtp_notquit_reason", C, get_notquit_reason},
+    {"tls_cipher", C, get_empty},
+    {"tls_in_cipher", C, get_empty},
+    {"tls_in_sni", C, get_empty},
+    {"tls_sni", C, get_empty},
+};
+
+static const struct var_def session_var_prefixes[] = {
+    {"acl_c", C, get_acl_c},
+    {"acl_m", M, get_acl_m},
+};
+#undef C
+#undef M
+#undef K
+
+const struct var_table session_var_table = {
+    .context = "smtp",
+    .defs = session_var_defs,
+    .count = VAR_TABLE_SIZE(session_var_defs),
+    .prefixes = session_var_prefixes,
+    .prefix_count = VAR_TABLE_SIZE(session_var_prefixes),
+    .next = &expand_builtin_vars,
+};
 
 const char *session_var_lookup(struct expand_ctx *ctx, const char *name)
 {
-    struct session *s = ctx->user;
-    const char *v = connection_var(s, ctx, name);
-    if (!v)
-        v = message_var(s, ctx, name);
-    if (v)
-        return v;
-    if (strncmp(name, "acl_c", 5) == 0) {
-        v = var_from_list(s->acl_c, name);
-        return v ? v : "";
-    }
-    if (strncmp(name, "acl_m", 5) == 0) {
-        v = var_from_list(s->acl_m, name);
-        return v ? v : "";
-    }
-    return NULL;
+    return var_table_get(&session_var_table, ctx, name);
 }
 
 /* ---- ACL environment callbacks ---- */

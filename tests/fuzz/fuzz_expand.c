@@ -2,11 +2,14 @@
  * fuzz_expand.c - libFuzzer target for the expansion engine and list matching. The input
  * (NUL-terminated, bounded) goes through expand_check_syntax(), expand_string() with a
  * test variable resolver and a config holding named lists, expand_bool(), and the four
- * list matchers with the input as the list. Any crash, leak, sanitizer report or an
+ * list matchers with the input as the list; and the load-time checker (expand_check,
+ * expand_check_list) with the SMTP session's variables, whose constant regexes are then
+ * used by the expansions. Any crash, leak, sanitizer report or an
  * inconsistent result (OK with no output, failure with no reason) is a bug.
  */
 #include "postern/config.h"
 #include "postern/expand.h"
+#include "postern/session.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,6 +88,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool ok = expand_check_syntax(input, &arena, &err);
     if (!ok && !err)
         abort();
+    /* the load-time checker: variables of an SMTP session, constant regexes compiled into
+     * the config's set (used by the expansions below, then released) */
+    struct expand_check check = {.vars = &session_var_table, .where = "fuzz", .cfg = &cfg};
+    err = NULL;
+    if (!expand_check(input, &check, &arena, &err) && !err)
+        abort();
+    if (ok && !expand_check(input, NULL, &arena, &err)) /* the same as the syntax check */
+        abort();
+    err = NULL;
+    if (!expand_check_list(input, CONF_LIST_ADDRESS, &check, &arena, &err) && !err)
+        abort();
 
     struct expand_ctx ctx;
     expand_ctx_init(&ctx, &arena, &cfg, fuzz_var, NULL);
@@ -102,6 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ctx.depth != 0)
         abort();
 
+    expand_regex_release_all(&cfg);
     arena_reset(&arena);
     free(input);
     return 0;

@@ -146,6 +146,7 @@ static inline void fake_free(struct fake *f)
     buf_free(&f->headers);
     buf_free(&f->controls);
     buf_free(&f->trace);
+    expand_regex_release_all(&f->cfg); /* what config_free's cleanup hook does */
     arena_reset(&f->arena);
     free(f);
 }

@@ -132,6 +132,89 @@ static void test_bad_expansion_syntax(void **state)
     fake_free(f);
 }
 
+/* issue 7: an unknown $variable is refused at load, with file:line and the name. */
+static void test_unknown_variable(void **state)
+{
+    static const struct {
+        const char *item, *value, *want;
+    } cases[] = {
+        {"condition", "${if eq{$no_such_var}{x}}",
+         "test.conf:40: condition = ${if eq{$no_such_var}"
+         "{x}}: unknown variable name \"$no_such_var\""},
+        {"logwrite", "x ${no_such_var} y", "unknown variable name \"$no_such_var\""},
+        {"condition", "${if def:no_such_var}", "unknown variable name \"$no_such_var\""},
+        {"set", "acl_m_x = $no_such_var", "test.conf:40: set = $no_such_var: unknown variable"},
+        {"hosts", "$no_such_var", "test.conf:40: hosts = $no_such_var: unknown variable"},
+        /* in a branch that is not taken at run time, too */
+        {"condition", "${if eq{a}{b}{$no_such_var}}", "unknown variable name \"$no_such_var\""},
+        /* $acl_verify_message belongs to message and log_message only */
+        {"logwrite", "$acl_verify_message", "unknown variable name \"$acl_verify_message\""},
+        /* a header variable family is not implemented: refused rather than empty */
+        {"condition", "$h_subject:", "unknown variable name \"$h_subject\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct fake *f = fake_new(ACL_WHERE_RCPT);
+        tree_stmtv(f, tree_acl(f, "x"), "warn", 40, cases[i].item, cases[i].value, NULL);
+        expect_error(f, cases[i].want);
+        fake_free(f);
+    }
+    /* every variable of an SMTP session, engine variables and prefix families are known */
+    struct fake *f = fake_new(ACL_WHERE_RCPT);
+    tree_stmtv(f, tree_acl(f, "x"), "warn", 2, "logwrite",
+               "$sender_host_address $local_part ${domain} $acl_c0 $acl_m_x $primary_hostname "
+               "$tod_log $smtp_command $value $1 ${if def:sender_address}",
+               "message", "$acl_verify_message", "log_message", "${acl_verify_message}", NULL);
+    assert_true(compile(f));
+    fake_free(f);
+}
+
+/* Constant regular expressions are compiled at load: once each, and a bad one is an error. */
+static void test_constant_regexes(void **state)
+{
+    struct fake *f = fake_new(ACL_WHERE_RCPT);
+    struct conf_acl *a = tree_acl(f, "x");
+    tree_stmtv(f, a, "deny", 2, "local_parts", "^[.] : ^.*[@%!/|] : !\\N^\\d+$\\N", "condition",
+               "${if match{$local_part}{\\N^\\d+$\\N}}", NULL);
+    tree_stmtv(f, a, "deny", 3, "local_parts", "^[.]", NULL); /* same pattern */
+    tree_stmtv(f, a, "deny", 4, "condition", "${if match{$domain}{$acl_m_re}}", NULL); /* at use */
+    assert_true(compile(f));
+    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 4);
+    fake_free(f);
+
+    f = fake_new(ACL_WHERE_RCPT);
+    tree_stmtv(f, tree_acl(f, "x"), "deny", 50, "domains", "^(unclosed", NULL);
+    expect_error(f, "test.conf:50: domains = ^(unclosed: regular expression error");
+    fake_free(f);
+
+    f = fake_new(ACL_WHERE_RCPT);
+    tree_stmtv(f, tree_acl(f, "x"), "deny", 51, "condition", "${if match{$domain}{a(?<=a+)}}",
+               NULL);
+    expect_error(f, "test.conf:51: condition = ${if match{$domain}{a(?<=a+)}}: match: regular");
+    fake_free(f);
+}
+
+/* Named lists are checked too (they may use delivery or session variables). */
+static void test_named_lists_checked(void **state)
+{
+    struct fake *f = fake_new(ACL_WHERE_RCPT);
+    struct conf_named_list bad = {CONF_LIST_DOMAIN, "local", "a : $no_such_var",
+                                  "test.conf",      60,      NULL};
+    f->cfg.tree.lists = &bad;
+    tree_stmtv(f, tree_acl(f, "x"), "accept", 2, NULL);
+    expect_error(f, "test.conf:60: list \"local\": unknown variable name \"$no_such_var\"");
+    fake_free(f);
+
+    f = fake_new(ACL_WHERE_RCPT);
+    struct conf_named_list good = {
+        CONF_LIST_DOMAIN, "local", "$primary_hostname : ^x\\d", "t", 1, NULL};
+    struct conf_named_list good2 = {CONF_LIST_DOMAIN, "r", "${lc:$original_domain}", "t", 2, NULL};
+    good.next = &good2;
+    f->cfg.tree.lists = &good;
+    tree_stmtv(f, tree_acl(f, "x"), "accept", 2, NULL);
+    assert_true(compile(f));
+    fake_free(f);
+}
+
 static void test_missing_value(void **state)
 {
     struct fake *f = fake_new(ACL_WHERE_RCPT);
@@ -291,6 +374,9 @@ int main(void)
         cmocka_unit_test(test_negated_modifier),
         cmocka_unit_test(test_negated_condition_is_fine),
         cmocka_unit_test(test_bad_expansion_syntax),
+        cmocka_unit_test(test_unknown_variable),
+        cmocka_unit_test(test_constant_regexes),
+        cmocka_unit_test(test_named_lists_checked),
         cmocka_unit_test(test_missing_value),
         cmocka_unit_test(test_set_names),
         cmocka_unit_test(test_verify_types),

@@ -12,9 +12,11 @@
 
 #include "../test_files.h"
 
+#include "../../../src/expand/expand_internal.h" /* expand_operator(), for the eval test */
 #include "postern/expand.h"
 #include "postern/lookup.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +286,121 @@ static void test_match_condition(void **state)
     check_status(f, "${if match{a}{(}{y}{n}}", EXPAND_FAIL, "regular expression error");
 }
 
+/* PCRE2, as Exim has it: what POSIX regcomp could not do, and bounded cost. */
+static void test_pcre2(void **state)
+{
+    struct fixture *f = *state;
+    static const struct ok_case cases[] = {
+        /* look-ahead and look-behind */
+        {"${if match{foobar}{\\Nfoo(?=bar)\\N}{yes}{no}}", "yes"},
+        {"${if match{foobaz}{\\Nfoo(?=bar)\\N}{yes}{no}}", "no"},
+        {"${if match{foobar}{\\N(?<=foo)bar\\N}{yes}{no}}", "yes"},
+        {"${if match{spam@x}{\\N^(?!postmaster@)\\N}{yes}{no}}", "yes"},
+        {"${if match{postmaster@x}{\\N^(?!postmaster@)\\N}{yes}{no}}", "no"},
+        /* lazy quantifiers, \d{n}, (?i) in the middle, named groups counted as numbers */
+        {"${if match{<a><b>}{\\N<(.+?)>\\N}{$1}{no}}", "a"},
+        {"${if match{ab12345}{\\N\\d{3}$\\N}{$0}{no}}", "345"},
+        {"${if match{abCD}{\\Nab(?i)cd\\N}{yes}{no}}", "yes"},
+        {"${if match{ABcd}{\\Nab(?i)cd\\N}{yes}{no}}", "no"},
+        {"${if match{k=v}{\\N(?<key>\\w)=(\\w)\\N}{$1$2}{no}}", "kv"},
+        /* unset groups are empty; $3 beyond the groups is empty */
+        {"${if match{b}{\\N(a)?(b)\\N}{[$1][$2][$3]}{no}}", "[][b][]"},
+        /* sg with look-behind sees the whole subject, and empty matches advance */
+        {"${sg{aaa}{\\N(?<=a)a\\N}{b}}", "abb"},
+        {"${sg{abc}{x*}{-}}", "-a-b-c-"},
+        {"${sg{1.2.3.4}{\\N(\\d+)\\.(\\d+)\\N}{\\$2.\\$1}}", "2.1.4.3"},
+    };
+    RUN_OK(f, cases);
+    /* A pattern that explodes hits the match limit: a deferral with a reason, not a hang. */
+    check_status(f,
+                 "${if match{aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab}"
+                 "{\\N^(a|aa|a?)+$\\N}{y}{n}}",
+                 EXPAND_DEFER, "match limit exceeded");
+    check_status(f, "${sg{aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab}{\\N^(a|aa|a?)+$\\N}{x}}",
+                 EXPAND_DEFER, "match limit exceeded");
+    /* too deeply nested groups are a compile error, whatever PCRE2's own default */
+    char deep[200] = "${if match{a}{";
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "(");
+    strcat(deep, "a");
+    for (int i = 0; i < 70; i++)
+        strcat(deep, ")");
+    strcat(deep, "}}");
+    check_status(f, deep, EXPAND_FAIL, "parentheses are too deeply nested");
+    check_status(f, "${if match{a}{\\N(?<=a+)b\\N}}", EXPAND_FAIL, "regular expression error");
+}
+
+/* Workers share a snapshot's compiled patterns and the process-wide limit contexts: run
+ * matches from several threads at once (the TSan build checks there is no race). */
+struct regex_thread {
+    const struct config *cfg;
+    int matched;
+};
+
+static void *regex_thread_main(void *arg)
+{
+    struct regex_thread *t = arg;
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct expand_ctx ctx;
+    expand_ctx_init(&ctx, &arena, t->cfg, test_var, NULL);
+    for (int i = 0; i < 500; i++) {
+        const char *out = NULL, *err = NULL;
+        if (expand_string(&ctx, "${if match{a123}{\\N^a(\\d+)$\\N}{$1}}", &out, &err) ==
+                EXPAND_OK &&
+            strcmp(out, "123") == 0)
+            t->matched++;
+        if (expand_string(&ctx, "${if match{$local_part}{(?i)^post}{y}{n}}", &out, &err) ==
+                EXPAND_OK &&
+            strcmp(out, "y") == 0)
+            t->matched++;
+        arena_reset(&arena);
+    }
+    return NULL;
+}
+
+static void test_regex_threads(void **state)
+{
+    (void)state;
+    struct arena *arena = arena_new(4096);
+    struct config *cfg = arena_zalloc(arena, sizeof *cfg);
+    cfg->arena = arena;
+    const char *err = NULL;
+    assert_true(expand_regex_precompile(cfg, "^a(\\d+)$", false, &err));
+    pthread_t threads[4];
+    struct regex_thread t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (struct regex_thread){.cfg = cfg};
+        assert_int_equal(pthread_create(&threads[i], NULL, regex_thread_main, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(t[i].matched, 1000);
+    }
+    config_free(cfg);
+}
+
+/* Constant patterns are compiled once into the snapshot's set and used from there. */
+static void test_regex_precompiled(void **state)
+{
+    struct fixture *f = *state;
+    struct arena *arena = arena_new(4096); /* the snapshot's arena, as config_load makes it */
+    struct config *cfg = arena_zalloc(arena, sizeof *cfg);
+    cfg->arena = arena;
+    const char *err = NULL;
+    assert_true(expand_regex_precompile(cfg, "^\\d+$", false, &err));
+    assert_true(expand_regex_precompile(cfg, "^\\d+$", false, &err)); /* same: once */
+    assert_true(expand_regex_precompile(cfg, "^\\d+$", true, &err));
+    assert_int_equal(expand_regex_precompiled_count(cfg), 2);
+    assert_false(expand_regex_precompile(cfg, "a(b", false, &err));
+    assert_non_null(strstr(err, "missing closing parenthesis"));
+    f->ctx.config = cfg;
+    check_ok(f, "${if match{123}{\\N^\\d+$\\N}{yes}{no}}", "yes");
+    check_ok(f, "${if match{12a}{\\N^\\d+$\\N}{yes}{no}}", "no");
+    f->ctx.config = NULL;
+    config_free(cfg); /* runs the cleanup hook: ASan's leak check sees the codes freed */
+}
+
 static void test_if_errors(void **state)
 {
     struct fixture *f = *state;
@@ -410,7 +527,34 @@ static void test_operators(void **state)
     check_status(f, "${mask:10.0.0.1}", EXPAND_FAIL, "not an IP address with a mask");
     check_status(f, "${eval:1/0}", EXPAND_FAIL, "divide by zero");
     check_status(f, "${eval:1+}", EXPAND_FAIL, "number expected");
+    /* issue 7: a missing ")" at the very end stepped past the string (ASan: heap overflow) */
+    check_status(f, "${eval:(1}", EXPAND_FAIL, "missing \")\"");
+    check_status(f, "${eval:((2*(3}", EXPAND_FAIL, "missing \")\"");
+    check_status(f, "${eval10:(}", EXPAND_FAIL, "number expected");
     check_status(f, "${base64d:abc}", EXPAND_FAIL, "invalid base64");
+}
+
+/*
+ * issue 7: ${eval} with a missing ")" stepped past the end of its argument. Inside
+ * expand_string() the argument is an arena copy, where reading a byte or two too far is
+ * not seen by ASan; here the operator gets an exactly-sized heap copy, so the ASan build
+ * reports any read past its end.
+ */
+static void test_eval_stays_in_its_argument(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const args[] = {"(1", "((2*(3", "(", "1+(", "-(", "((((", "(1)+(2"};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+        for (int decimal = 0; decimal < 2; decimal++) {
+            char *arg = strdup(args[i]);
+            struct expand_run run = {.ctx = &f->ctx};
+            const char *out = NULL;
+            enum expand_status st = expand_operator(&run, decimal ? "eval10" : "eval", arg, &out);
+            assert_int_equal(st, EXPAND_FAIL);
+            assert_non_null(run.err);
+            free(arg);
+        }
+    }
 }
 
 static void test_items(void **state)
@@ -658,9 +802,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_builtin_vars, setup, teardown),
         cmocka_unit_test_setup_teardown(test_if_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_condition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pcre2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regex_precompiled, setup, teardown),
+        cmocka_unit_test(test_regex_threads),
         cmocka_unit_test_setup_teardown(test_if_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_expressions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eval_stays_in_its_argument, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_item, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wild_and_ip_lookups, setup, teardown),

@@ -15,6 +15,7 @@
 #include "../test_files.h"
 
 #include "postern/expand.h"
+#include "postern/vars.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     if (!test_rmtree(f->dir))
         return -1;
+    expand_regex_release_all(&f->cfg); /* what config_free's cleanup hook does */
     arena_reset(&f->arena);
     free(f);
     return 0;
@@ -504,6 +506,37 @@ static void test_match_conditions(void **state)
     assert_non_null(strstr(err, "unknown named list"));
 }
 
+/* The load-time check of a list: its constant "^regex" items are compiled into the
+ * snapshot once (with the case rule the walk will use), a bad one is an error, and a list
+ * with variables is left for run time. */
+static void test_check_list(void **state)
+{
+    struct fixture *f = *state;
+    const char *err = NULL;
+    struct expand_check check = {.vars = &expand_builtin_vars, .cfg = &f->cfg};
+    assert_true(expand_check_list("a.example : \\N^mx\\d+\\.\\N : ! ^spam", CONF_LIST_DOMAIN,
+                                  &check, &f->arena, &err));
+    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 2);
+    /* +caseful: the later regex is compiled case-sensitively, as list_walk will use it */
+    assert_true(
+        expand_check_list("^A : +caseful : ^B", CONF_LIST_LOCALPART, &check, &f->arena, &err));
+    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 4);
+    /* a regex that only exists after expansion is compiled at use */
+    assert_true(
+        expand_check_list("^$primary_hostname(", CONF_LIST_DOMAIN, &check, &f->arena, &err));
+    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 4);
+    assert_false(expand_check_list("a : ^x(y", CONF_LIST_HOST, &check, &f->arena, &err));
+    assert_non_null(strstr(err, "regular expression error in \"^x(y\""));
+    assert_false(expand_check_list("a : $nope", CONF_LIST_DOMAIN, &check, &f->arena, &err));
+    assert_non_null(strstr(err, "unknown variable name \"$nope\""));
+    /* the precompiled set is what matching uses: same results */
+    assert_int_equal(
+        list_match_domain(&f->ctx, "a.example : \\N^mx\\d+\\.\\N", "MX12.example.org", &err),
+        MATCH_YES);
+    assert_int_equal(list_match_localpart(&f->ctx, "^A : +caseful : ^B", "b", &err), MATCH_NO);
+    assert_int_equal(list_match_localpart(&f->ctx, "^A : +caseful : ^B", "a", &err), MATCH_YES);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_localpart_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_address_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_conditions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
