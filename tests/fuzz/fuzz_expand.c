@@ -9,6 +9,7 @@
  */
 #include "postern/config.h"
 #include "postern/expand.h"
+#include "postern/snapshot.h"
 #include "postern/session.h"
 
 #include <stdint.h>
@@ -78,11 +79,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {CONF_LIST_DOMAIN, "local", "@ : *.example.com : !x.example.com", "f", 3, &lists[3]},
         {CONF_LIST_ADDRESS, "bad", "*@+local : ^spam", "f", 4, NULL},
     };
-    struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.arena = &arena;
-    cfg.primary_hostname = "mx.example.com";
-    cfg.tree.lists = lists;
+    struct snapshot snap; /* config_add_cleanup needs the snapshot around the config */
+    memset(&snap, 0, sizeof snap);
+    struct config *cfg = &snap.config;
+    cfg->arena = &arena;
+    cfg->primary_hostname = "mx.example.com";
+    cfg->tree.lists = lists;
 
     const char *out = NULL, *err = NULL;
     bool ok = expand_check_syntax(input, &arena, &err);
@@ -90,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     /* the load-time checker: variables of an SMTP session, constant regexes compiled into
      * the config's set (used by the expansions below, then released) */
-    struct expand_check check = {.vars = &session_var_table, .where = "fuzz", .cfg = &cfg};
+    struct expand_check check = {.vars = &session_var_table, .where = "fuzz", .cfg = cfg};
     err = NULL;
     if (!expand_check(input, &check, &arena, &err) && !err)
         abort();
@@ -101,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
 
     struct expand_ctx ctx;
-    expand_ctx_init(&ctx, &arena, &cfg, fuzz_var, NULL);
+    expand_ctx_init(&ctx, &arena, cfg, fuzz_var, NULL);
     err = NULL;
     enum expand_status st = expand_string(&ctx, input, &out, &err);
     fuzz_check(st, out, err);
@@ -116,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ctx.depth != 0)
         abort();
 
-    expand_regex_release_all(&cfg);
+    expand_regex_release_all(cfg);
     arena_reset(&arena);
     free(input);
     return 0;

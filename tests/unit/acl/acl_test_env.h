@@ -9,6 +9,7 @@
 #define ACL_TEST_ENV_H
 
 #include "postern/acl.h"
+#include "postern/snapshot.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@
 
 struct fake {
     struct arena arena;
-    struct config cfg;
+    struct snapshot snap; /* config_add_cleanup needs the snapshot around the config */
     struct acl_env env;
     const char *var_names[FAKE_VARS_MAX];
     const char *var_values[FAKE_VARS_MAX];
@@ -119,10 +120,10 @@ static inline struct fake *fake_new(enum acl_where where)
 {
     struct fake *f = calloc(1, sizeof *f);
     arena_init(&f->arena, 8192);
-    f->cfg.arena = &f->arena;
-    f->cfg.source = "test.conf";
-    f->acl_tail = &f->cfg.tree.acls;
-    expand_ctx_init(&f->env.exp, &f->arena, &f->cfg, fake_var, f);
+    f->snap.config.arena = &f->arena;
+    f->snap.config.source = "test.conf";
+    f->acl_tail = &f->snap.config.tree.acls;
+    expand_ctx_init(&f->env.exp, &f->arena, &f->snap.config, fake_var, f);
     f->env.where = where;
     f->env.verify = fake_verify;
     f->env.set_var = fake_set_var;
@@ -146,7 +147,7 @@ static inline void fake_free(struct fake *f)
     buf_free(&f->headers);
     buf_free(&f->controls);
     buf_free(&f->trace);
-    expand_regex_release_all(&f->cfg); /* what config_free's cleanup hook does */
+    expand_regex_release_all(&f->snap.config); /* what config_free's cleanup hook does */
     arena_reset(&f->arena);
     free(f);
 }

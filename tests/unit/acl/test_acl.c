@@ -17,9 +17,9 @@
 static enum acl_result run(struct fake *f, const char *name)
 {
     char err[512];
-    if (!f->cfg.acls && !acl_compile(&f->cfg, err, sizeof err))
+    if (!f->snap.config.acls && !acl_compile(&f->snap.config, err, sizeof err))
         fail_msg("compile failed: %s", err);
-    return acl_check(&f->cfg, name, &f->env);
+    return acl_check(&f->snap.config, name, &f->env);
 }
 
 static void assert_contains(const char *haystack, const char *needle)

@@ -16,7 +16,7 @@ static char err[512];
 static bool compile(struct fake *f)
 {
     err[0] = '\0';
-    return acl_compile(&f->cfg, err, sizeof err);
+    return acl_compile(&f->snap.config, err, sizeof err);
 }
 
 /* Compile must fail with an error containing `want`. */
@@ -25,7 +25,7 @@ static void expect_error(struct fake *f, const char *want)
     assert_false(compile(f));
     if (!strstr(err, want))
         fail_msg("error \"%s\" does not contain \"%s\"", err, want);
-    assert_null(f->cfg.acls);
+    assert_null(f->snap.config.acls);
 }
 
 static void test_default_style_acl_compiles(void **state)
@@ -44,11 +44,11 @@ static void test_default_style_acl_compiles(void **state)
     tree_stmtv(f, a, "deny", 8, "message", "relay not permitted", NULL);
     struct conf_acl *b = tree_acl(f, "other");
     tree_stmtv(f, b, "accept", 10, NULL);
-    f->cfg.acl_smtp_rcpt = "acl_check_rcpt";
-    f->cfg.acl_smtp_vrfy = "accept";
-    f->cfg.acl_smtp_data = "${if eq{1}{1}{other}{nothing}}"; /* known only at run time */
+    f->snap.config.acl_smtp_rcpt = "acl_check_rcpt";
+    f->snap.config.acl_smtp_vrfy = "accept";
+    f->snap.config.acl_smtp_data = "${if eq{1}{1}{other}{nothing}}"; /* known only at run time */
     assert_true(compile(f));
-    assert_non_null(f->cfg.acls);
+    assert_non_null(f->snap.config.acls);
     fake_free(f);
 }
 
@@ -178,7 +178,7 @@ static void test_constant_regexes(void **state)
     tree_stmtv(f, a, "deny", 3, "local_parts", "^[.]", NULL); /* same pattern */
     tree_stmtv(f, a, "deny", 4, "condition", "${if match{$domain}{$acl_m_re}}", NULL); /* at use */
     assert_true(compile(f));
-    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 4);
+    assert_int_equal(expand_regex_precompiled_count(&f->snap.config), 4);
     fake_free(f);
 
     f = fake_new(ACL_WHERE_RCPT);
@@ -199,7 +199,7 @@ static void test_named_lists_checked(void **state)
     struct fake *f = fake_new(ACL_WHERE_RCPT);
     struct conf_named_list bad = {CONF_LIST_DOMAIN, "local", "a : $no_such_var",
                                   "test.conf",      60,      NULL};
-    f->cfg.tree.lists = &bad;
+    f->snap.config.tree.lists = &bad;
     tree_stmtv(f, tree_acl(f, "x"), "accept", 2, NULL);
     expect_error(f, "test.conf:60: list \"local\": unknown variable name \"$no_such_var\"");
     fake_free(f);
@@ -209,7 +209,7 @@ static void test_named_lists_checked(void **state)
         CONF_LIST_DOMAIN, "local", "$primary_hostname : ^x\\d", "t", 1, NULL};
     struct conf_named_list good2 = {CONF_LIST_DOMAIN, "r", "${lc:$original_domain}", "t", 2, NULL};
     good.next = &good2;
-    f->cfg.tree.lists = &good;
+    f->snap.config.tree.lists = &good;
     tree_stmtv(f, tree_acl(f, "x"), "accept", 2, NULL);
     assert_true(compile(f));
     fake_free(f);
@@ -321,14 +321,14 @@ static void test_option_names_checked(void **state)
     opt->value = "acl_check_mial";
     opt->file = "main.conf";
     opt->line = 17;
-    f->cfg.tree.main_items = opt;
-    f->cfg.acl_smtp_rcpt = "acl_check_rcpt";
-    f->cfg.acl_smtp_mail = "acl_check_mial";
+    f->snap.config.tree.main_items = opt;
+    f->snap.config.acl_smtp_rcpt = "acl_check_rcpt";
+    f->snap.config.acl_smtp_mail = "acl_check_mial";
     expect_error(f, "main.conf:17: acl_smtp_mail = acl_check_mial: no ACL of that name");
     fake_free(f);
 
     f = fake_new(ACL_WHERE_RCPT);
-    f->cfg.acl_smtp_connect = "/etc/acl/file";
+    f->snap.config.acl_smtp_connect = "/etc/acl/file";
     expect_error(f, "acl_smtp_connect = /etc/acl/file: ACL files are not supported");
     fake_free(f);
 }
@@ -359,7 +359,7 @@ static void test_empty_section(void **state)
 {
     struct fake *f = fake_new(ACL_WHERE_RCPT);
     assert_true(compile(f));
-    assert_non_null(f->cfg.acls);
+    assert_non_null(f->snap.config.acls);
     fake_free(f);
 }
 

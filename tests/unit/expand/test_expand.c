@@ -14,6 +14,7 @@
 
 #include "../../../src/expand/expand_internal.h" /* expand_operator(), for the eval test */
 #include "postern/expand.h"
+#include "postern/snapshot.h"
 #include "postern/lookup.h"
 
 #include <pthread.h>
@@ -363,7 +364,8 @@ static void test_regex_threads(void **state)
 {
     (void)state;
     struct arena *arena = arena_new(4096);
-    struct config *cfg = arena_zalloc(arena, sizeof *cfg);
+    struct snapshot *snap = arena_zalloc(arena, sizeof *snap);
+    struct config *cfg = &snap->config;
     cfg->arena = arena;
     const char *err = NULL;
     assert_true(expand_regex_precompile(cfg, "^a(\\d+)$", false, &err));
@@ -385,7 +387,8 @@ static void test_regex_precompiled(void **state)
 {
     struct fixture *f = *state;
     struct arena *arena = arena_new(4096); /* the snapshot's arena, as config_load makes it */
-    struct config *cfg = arena_zalloc(arena, sizeof *cfg);
+    struct snapshot *snap = arena_zalloc(arena, sizeof *snap);
+    struct config *cfg = &snap->config;
     cfg->arena = arena;
     const char *err = NULL;
     assert_true(expand_regex_precompile(cfg, "^\\d+$", false, &err));

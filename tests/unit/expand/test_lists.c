@@ -15,6 +15,7 @@
 #include "../test_files.h"
 
 #include "postern/expand.h"
+#include "postern/snapshot.h"
 #include "postern/vars.h"
 
 #include <stdio.h>
@@ -25,7 +26,7 @@
 struct fixture {
     struct arena arena;
     struct expand_ctx ctx;
-    struct config cfg;
+    struct snapshot snap; /* config_add_cleanup needs the snapshot around the config */
     char dir[64];
 };
 
@@ -47,17 +48,17 @@ static void add_list(struct fixture *f, enum conf_list_kind kind, const char *na
     l->value = value;
     l->file = "test.conf";
     l->line = 1;
-    l->next = f->cfg.tree.lists;
-    f->cfg.tree.lists = l;
+    l->next = f->snap.config.tree.lists;
+    f->snap.config.tree.lists = l;
 }
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     arena_init(&f->arena, 4096);
-    f->cfg.arena = &f->arena;
-    f->cfg.primary_hostname = "mx.example.org";
-    expand_ctx_init(&f->ctx, &f->arena, &f->cfg, test_var, NULL);
+    f->snap.config.arena = &f->arena;
+    f->snap.config.primary_hostname = "mx.example.org";
+    expand_ctx_init(&f->ctx, &f->arena, &f->snap.config, test_var, NULL);
     if (!test_tmpdir(f->dir, sizeof f->dir, "lists"))
         return -1;
     add_list(f, CONF_LIST_HOST, "relay_hosts", "127.0.0.1 : 192.168.0.0/16 : ::::1");
@@ -78,7 +79,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     if (!test_rmtree(f->dir))
         return -1;
-    expand_regex_release_all(&f->cfg); /* what config_free's cleanup hook does */
+    expand_regex_release_all(&f->snap.config); /* what config_free's cleanup hook does */
     arena_reset(&f->arena);
     free(f);
     return 0;
@@ -513,18 +514,18 @@ static void test_check_list(void **state)
 {
     struct fixture *f = *state;
     const char *err = NULL;
-    struct expand_check check = {.vars = &expand_builtin_vars, .cfg = &f->cfg};
+    struct expand_check check = {.vars = &expand_builtin_vars, .cfg = &f->snap.config};
     assert_true(expand_check_list("a.example : \\N^mx\\d+\\.\\N : ! ^spam", CONF_LIST_DOMAIN,
                                   &check, &f->arena, &err));
-    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 2);
+    assert_int_equal(expand_regex_precompiled_count(&f->snap.config), 2);
     /* +caseful: the later regex is compiled case-sensitively, as list_walk will use it */
     assert_true(
         expand_check_list("^A : +caseful : ^B", CONF_LIST_LOCALPART, &check, &f->arena, &err));
-    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 4);
+    assert_int_equal(expand_regex_precompiled_count(&f->snap.config), 4);
     /* a regex that only exists after expansion is compiled at use */
     assert_true(
         expand_check_list("^$primary_hostname(", CONF_LIST_DOMAIN, &check, &f->arena, &err));
-    assert_int_equal(expand_regex_precompiled_count(&f->cfg), 4);
+    assert_int_equal(expand_regex_precompiled_count(&f->snap.config), 4);
     assert_false(expand_check_list("a : ^x(y", CONF_LIST_HOST, &check, &f->arena, &err));
     assert_non_null(strstr(err, "regular expression error in \"^x(y\""));
     assert_false(expand_check_list("a : $nope", CONF_LIST_DOMAIN, &check, &f->arena, &err));
