@@ -52,7 +52,9 @@ struct spool_envelope {
     int recipient_count;
     struct spool_recipient *recipients;
     const char *added_headers;   /* header lines added by ACLs (CRLF-terminated, may be "" or
-                                    NULL): stored in -H, prepended to -D's text at delivery */
+                                    NULL): stored in -H, inserted into -D's text at delivery
+                                    (spool_message_open) */
+    int64_t added_headers_at;    /* where: the offset in -D after our Received: header */
     int acl_var_count;           /* acl_m* variables carried to delivery */
     const char **acl_var_names;
     const char **acl_var_values;
