@@ -58,9 +58,20 @@ void session_free(struct session *s)
     buf_free(&s->out);
     buf_free(&s->added_headers);
     buf_free(&s->pending_reply);
+    session_vars_clear(&s->acl_c);
+    free(s->helo_name);
     arena_reset(&s->conn_arena);
+    arena_reset(&s->msg_arena);
     arena_reset(&s->cmd_arena);
     free(s);
+}
+
+size_t session_memory(const struct session *s)
+{
+    return sizeof *s + arena_footprint(&s->conn_arena) + arena_footprint(&s->msg_arena) +
+           arena_footprint(&s->cmd_arena) + s->in.cap + s->out.cap + s->added_headers.cap +
+           s->pending_reply.cap + s->acl_c.bytes + s->acl_m.bytes +
+           (s->helo_name ? strlen(s->helo_name) + 1 : 0);
 }
 
 void session_set_proxy(struct session *s, bool required, bool ok, bool local, const char *src_ip,
@@ -225,7 +236,10 @@ void session_reply_acl(struct session *s, enum acl_result rc, int deny_code, con
                                                   : "Temporary local problem - please try later");
         break;
     default:
-        session_reply(s, deny_code, deny_code / 100 == 5 ? "5.7.1" : "4.7.1",
+        session_reply(s, deny_code,
+                      deny_code / 100 == 5   ? "5.7.1"
+                      : deny_code / 100 == 4 ? "4.7.1"
+                                             : "2.5.2", /* VRFY's 252 */
                       user_msg ? user_msg : deny_text);
         break;
     }

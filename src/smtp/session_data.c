@@ -62,7 +62,7 @@ void session_reset_message(struct session *s)
     s->prdr_final[0] = '\0';
     if (s->state == SESSION_DATA || s->state == SESSION_COMMIT_WAIT)
         s->state = SESSION_CMD;
-    arena_reset(&s->cmd_arena);
+    arena_reset(&s->msg_arena);
 }
 
 static void rfc2822_date(char *out, size_t size)
