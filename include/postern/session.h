@@ -170,7 +170,8 @@ struct session {
 
     /* commit hand-back [msg] (written by the committer thread, read by a worker) */
     _Atomic int commit_state;         /* 0 none, 1 in flight, 2 done ok, 3 done failed */
-    const char *commit_reason;        /* set before commit_state is stored with release */
+    char commit_reason[256];          /* a copy (the committer frees its text after the callback),
+                                         written before commit_state is stored with release */
     char prdr_final[256];             /* the reply to send once the commit is done */
     struct buf pending_reply;         /* PRDR lines prepared before the commit */
     struct spool_envelope commit_env; /* prepared at the end of DATA for session_commit_start */

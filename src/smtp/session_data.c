@@ -287,7 +287,8 @@ static void fill_envelope(struct session *s, struct spool_envelope *env)
 static void commit_done(void *arg, bool ok, const char *reason)
 {
     struct session *s = arg;
-    s->commit_reason = ok ? NULL : (reason ? reason : "spool commit failed");
+    snprintf(s->commit_reason, sizeof s->commit_reason, "%s",
+             ok ? "" : (reason && reason[0] ? reason : "spool commit failed"));
     atomic_store_explicit(&s->commit_state, ok ? COMMIT_OK : COMMIT_FAILED, memory_order_release);
     s->ops->commit_finished(s);
 }
@@ -433,7 +434,7 @@ enum session_action session_commit_resume(struct session *s)
             s->ops->message_accepted(s, s->message_id);
     } else {
         log_write(LOG_MAIN | LOG_PANIC, s->message_id, "spool commit failed: %s",
-                  s->commit_reason ? s->commit_reason : "unknown");
+                  s->commit_reason[0] ? s->commit_reason : "unknown");
         session_reply(s, 451, "4.3.0", "Temporary local problem - please try later");
     }
     session_reset_message(s);
