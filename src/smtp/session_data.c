@@ -60,6 +60,7 @@ void session_reset_message(struct session *s)
     s->data_too_big = false;
     s->data_write_failed = false;
     s->prdr_final[0] = '\0';
+    memset(&s->commit_env, 0, sizeof s->commit_env); /* it points into msg_arena */
     if (s->state == SESSION_DATA || s->state == SESSION_COMMIT_WAIT)
         s->state = SESSION_CMD;
     arena_reset(&s->msg_arena);
