@@ -32,6 +32,7 @@ struct session *session_new(const struct config *cfg, const struct session_ops *
     s->cfg = cfg;
     s->ops = ops;
     arena_init(&s->conn_arena, SESSION_ARENA_CHUNK);
+    arena_init(&s->msg_arena, SESSION_ARENA_CHUNK);
     arena_init(&s->cmd_arena, SESSION_ARENA_CHUNK);
     buf_init(&s->in);
     buf_init(&s->out);
