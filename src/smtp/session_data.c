@@ -52,8 +52,8 @@ void session_reset_message(struct session *s)
     s->rcpt_discarded = 0;
     s->rcpt_pending_address = NULL;
     session_vars_clear(&s->acl_m);
-    buf_clear(&s->added_headers);
-    buf_clear(&s->pending_reply);
+    buf_free(&s->added_headers); /* freed, not kept: no message-sized buffer between messages */
+    buf_free(&s->pending_reply);
     s->message_id[0] = '\0';
     s->message_size = 0;
     s->received_header_len = 0;
