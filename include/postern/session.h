@@ -15,7 +15,7 @@
  *   [conn]  lives as long as the connection; fixed size or replaced in place (never
  *           accumulates with the number of commands);
  *   [msg]   belongs to the message being received; session_reset_message() (RSET,
- *           HELO/EHLO, end of message, rejected MAIL) clears it and frees msg_arena;
+ *           MAIL, HELO/EHLO, end of message, rejected MAIL) clears it and frees msg_arena;
  *   [cmd]   belongs to the current command (or DATA transaction) only; cmd_arena is freed
  *           when the next command line starts, and every [cmd] pointer is cleared then.
  * A pointer never points into an arena of shorter lifetime than its own mark. acl_c and
@@ -156,7 +156,7 @@ struct session {
     int rcpt_current;   /* index for $local_part/$domain during RCPT/PRDR ACLs, -1 none */
     const char *rcpt_pending_address; /* [cmd] during the RCPT/VRFY ACL (cmd_arena) */
     struct session_vars acl_m;        /* heap: the message's acl_m variables; cleared with the
-                                         message (end of message, RSET, HELO/EHLO, rejected MAIL) */
+                                         message (end of message, MAIL, RSET, HELO/EHLO) */
     struct buf added_headers;         /* heap: add_header lines ("Name: value\r\n"...), at most
                                          SESSION_ADDED_HEADERS_MAX bytes */
     char message_id[SPOOL_ID_LEN + 1];

@@ -347,8 +347,7 @@ static void session_set_helo(struct session *s, const char *name)
 static void cmd_helo(struct session *s, const struct smtp_command *cmd)
 {
     const char *user_msg = NULL, *log_msg = NULL;
-    /* HELO/EHLO abandons any message (and its acl_m variables) before the HELO ACL runs,
-     * so what that ACL sets is there for the first message. */
+    /* HELO/EHLO abandons any message (and its acl_m variables) before the HELO ACL runs. */
     session_reset_message(s);
     session_set_helo(s, cmd->arg);
     const char *helo = s->helo_name;
@@ -429,6 +428,9 @@ static void cmd_mail(struct session *s, const struct smtp_command *cmd)
         session_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
         return;
     }
+    /* As in Exim, MAIL starts a message afresh: acl_m variables set before it (connect,
+     * HELO, VRFY ACLs) are gone before the MAIL ACL runs. */
+    session_reset_message(s);
     s->sender = arena_strdup(&s->msg_arena, cmd->address);
     s->prdr_requested = cmd->prdr && s->prdr_advertised;
     enum acl_result rc =

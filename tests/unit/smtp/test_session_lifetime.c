@@ -249,9 +249,13 @@ static void test_acl_m_reset_points(void **state)
 {
     struct harness *h = *state;
     start(h);
-    /* HELO/EHLO clears acl_m before the HELO ACL, which may set it for the first message */
+    /* HELO/EHLO clears acl_m before the HELO ACL (what that sets lasts until MAIL) */
     feed(h, "EHLO keep\r\n");
     assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<fromhelo+vrfy>\r\n");
+    /* MAIL clears it (Exim: reset by MAIL, RSET, EHLO, HELO and at the end of a message) */
+    feed(h, "MAIL FROM:<a@example.org>\r\n");
+    assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<+vrfy>\r\n");
+    feed(h, "EHLO keep\r\n");
     /* RSET clears it */
     feed(h, "RSET\r\n");
     assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<+vrfy>\r\n");
