@@ -16,18 +16,22 @@
  * anything else just a segment boundary. Each segment is appended to the session's
  * input and processed, as one read() would be.
  *
- * Commits go to the real spool committer thread (spool in a temporary directory, on
- * /dev/shm when there is one so fsync costs nothing); this file waits for the hand-back
+ * Commits go to the real spool committer thread (spool in fuzz_session.<pid> on /dev/shm
+ * when there is one, so fsync costs nothing, else /tmp); this file waits for the hand-back
  * the way a worker would and removes every committed message. Checks beyond the
  * sanitizers: outside a message the session's memory stays under a fixed bound.
  *
  * Threads: libFuzzer's thread plus the spool committer.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "postern/config.h"
@@ -242,11 +246,35 @@ static void fuzz_cleanup(void)
         fprintf(stderr, "fuzz_smtp_session: could not remove %s\n", spool_root);
 }
 
+/* libFuzzer ends a campaign with _Exit (no atexit): remove the spools that runs of
+ * processes no longer alive left behind. */
+static void fuzz_remove_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        if (strncmp(e->d_name, "fuzz_session.", 13) != 0)
+            continue;
+        long pid = strtol(e->d_name + 13, &end, 10);
+        if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s/%s'", base, e->d_name);
+        if (system(cmd) != 0)
+            fprintf(stderr, "fuzz_smtp_session: could not remove %s/%s\n", base, e->d_name);
+    }
+    closedir(d);
+}
+
 static void fuzz_init(void)
 {
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(spool_root, sizeof spool_root, "%s/fuzz_session.XXXXXX", base);
-    CHECK(mkdtemp(spool_root) != NULL);
+    fuzz_remove_stale(base);
+    snprintf(spool_root, sizeof spool_root, "%s/fuzz_session.%ld", base, (long)getpid());
+    CHECK(mkdir(spool_root, 0700) == 0);
     char path[192], err[1024];
     snprintf(path, sizeof path, "%s/spool", spool_root);
     if (!spool_init(path, 16, err, sizeof err)) {
