@@ -377,6 +377,26 @@ static void test_data_after_all_rcpts_discarded(void **state)
 
 /* ---- add_header ---- */
 
+/* Read the delivered form of a message `step` bytes at a time; it must equal expect. */
+static void read_message_in_steps(const struct spool_envelope *env, size_t step, const char *expect,
+                                  size_t expect_len)
+{
+    struct spool_message_reader rd;
+    assert_true(spool_message_open(&rd, env));
+    char got[8192], chunk[65536];
+    size_t len = 0;
+    ssize_t n;
+    while ((n = spool_message_read(&rd, chunk, step)) > 0) {
+        assert_true(len + (size_t)n <= sizeof got);
+        memcpy(got + len, chunk, (size_t)n);
+        len += (size_t)n;
+    }
+    spool_message_close(&rd);
+    assert_int_equal(n, 0);
+    if (len != expect_len || memcmp(got, expect, len) != 0)
+        fail_msg("reading %zu bytes at a time gave %zu bytes, want %zu", step, len, expect_len);
+}
+
 static void test_added_headers_reach_the_spool(void **state)
 {
     struct harness *h = *state;
@@ -396,6 +416,22 @@ static void test_added_headers_reach_the_spool(void **state)
     assert_true(strncmp(env.added_headers, want, strlen(want)) == 0);
     size_t n = strlen(env.added_headers);
     assert_true(n > 14 && strcmp(env.added_headers + n - 14, "\r\n\tcontinued\r\n") == 0);
+    /* the message as delivered: -D with the lines after our Received:, whatever the
+     * size of the reads */
+    int fd = spool_open_data(id);
+    assert_true(fd >= 0);
+    char data[4096];
+    ssize_t dlen = read(fd, data, sizeof data);
+    close(fd);
+    assert_true(dlen > 0 && env.added_headers_at > 0 && env.added_headers_at < dlen);
+    assert_true(strncmp(data + env.added_headers_at, "Subject: h\r\n", 12) == 0);
+    char expect[8192];
+    int elen = snprintf(expect, sizeof expect, "%.*s%s%.*s", (int)env.added_headers_at, data,
+                        env.added_headers, (int)(dlen - env.added_headers_at),
+                        data + env.added_headers_at);
+    for (size_t step = 1; step <= 7; step++)
+        read_message_in_steps(&env, step, expect, (size_t)elen);
+    read_message_in_steps(&env, 65536, expect, (size_t)elen);
     arena_reset(&arena);
     spool_remove(id);
 }
