@@ -155,7 +155,14 @@ void session_trace(struct session *s, const char *fmt, ...)
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    buf_append_str(&s->out, line);
+    /* One output line per trace: a CR or LF in traced text (a multi-line add_header, say)
+     * is shown escaped, as log lines show it. */
+    for (const char *p = line; *p; p++) {
+        if (*p == '\n' || *p == '\r')
+            buf_append_str(&s->out, *p == '\n' ? "\\n" : "\\r");
+        else
+            buf_append(&s->out, p, 1);
+    }
     buf_append(&s->out, "\r\n", 2);
 }
 

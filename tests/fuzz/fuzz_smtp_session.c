@@ -19,7 +19,8 @@
  * Commits go to the real spool committer thread (spool in fuzz_session.<pid> on /dev/shm
  * when there is one, so fsync costs nothing, else /tmp); this file waits for the hand-back
  * the way a worker would and removes every committed message. Checks beyond the
- * sanitizers: outside a message the session's memory stays under a fixed bound.
+ * sanitizers: outside a message the session's memory stays under a fixed bound, and
+ * every reply is well framed.
  *
  * Threads: libFuzzer's thread plus the spool committer.
  */
@@ -315,6 +316,23 @@ static void fuzz_check_idle_memory(const struct session *s)
     CHECK(session_memory(s) - s->in.cap - s->out.cap < FUZZ_IDLE_MEMORY_MAX);
 }
 
+/* Every reply line is "ddd " or "ddd-" text CRLF (or a -bh trace line), with no bare CR or
+ * LF inside: nothing a client sends can break the reply framing. */
+static void fuzz_check_replies(const struct session *s)
+{
+    const char *p = s->out.data, *end = s->out.data + s->out.len;
+    while (p < end) {
+        const char *lf = memchr(p, '\n', (size_t)(end - p));
+        CHECK(lf && lf > p && lf[-1] == '\r');
+        size_t n = (size_t)(lf - p) - 1;
+        bool trace = s->test_mode && n >= 4 && memcmp(p, ">>> ", 4) == 0;
+        CHECK(trace || (n >= 4 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
+                        p[2] >= '0' && p[2] <= '9' && (p[3] == ' ' || p[3] == '-')));
+        CHECK(!memchr(p, '\r', n));
+        p = lf + 1;
+    }
+}
+
 /* One segment as one read(): returns false once the session is closed. */
 static bool fuzz_segment(struct session *s, const uint8_t *p, size_t n)
 {
@@ -322,6 +340,7 @@ static bool fuzz_segment(struct session *s, const uint8_t *p, size_t n)
     enum session_action a = session_process(s);
     while (a == SESSION_WAIT_COMMIT)
         a = fuzz_commit(s);
+    fuzz_check_replies(s);
     buf_clear(&s->out);
     fuzz_check_idle_memory(s);
     return a != SESSION_CLOSE;

@@ -436,6 +436,23 @@ static void test_added_headers_reach_the_spool(void **state)
     spool_remove(id);
 }
 
+/* -bh: a multi-line added header is traced on one line, its newline escaped. */
+static void test_trace_keeps_reply_framing(void **state)
+{
+    struct harness *h = *state;
+    h->s->test_mode = true;
+    assert_int_equal(session_start(h->s), SESSION_CONTINUE);
+    assert_non_null(strstr(h->s->out.data, "\r\n220 "));
+    buf_clear(&h->s->out);
+    feed(h, "EHLO client\r\n");
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    const char *r = feed(h, "Subject: h\r\n\r\nbody\r\n.\r\n");
+    assert_non_null(strstr(r, ">>> add_header: X-Data: "));
+    assert_non_null(strstr(r, "\\n\tcontinued\r\n"));
+    for (const char *p = strchr(r, '\n'); p; p = strchr(p + 1, '\n'))
+        assert_true(p > r && p[-1] == '\r');
+}
+
 int main(void)
 {
     if (!test_tmpdir(dir, sizeof dir, "session-lifetime")) {
@@ -466,6 +483,7 @@ int main(void)
         T(test_max_line_at_every_split),
         T(test_data_after_all_rcpts_discarded),
         T(test_added_headers_reach_the_spool),
+        T(test_trace_keeps_reply_framing),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     spool_shutdown();
