@@ -52,7 +52,9 @@ struct spool_envelope {
     int recipient_count;
     struct spool_recipient *recipients;
     const char *added_headers;   /* header lines added by ACLs (CRLF-terminated, may be "" or
-                                    NULL): stored in -H, prepended to -D's text at delivery */
+                                    NULL): stored in -H, inserted into -D's text at delivery
+                                    (spool_message_open) */
+    int64_t added_headers_at;    /* where: the offset in -D after our Received: header */
     int acl_var_count;           /* acl_m* variables carried to delivery */
     const char **acl_var_names;
     const char **acl_var_values;
@@ -106,6 +108,22 @@ bool spool_commit_wait(struct spool_writer *w, const struct spool_envelope *env,
 bool spool_read_envelope(struct arena *arena, const char *id, struct spool_envelope *env,
                          char *err, size_t errlen); /* applies the -J journal to .done */
 int spool_open_data(const char *id); /* read-only fd of -D, or -1 */
+
+/* The message as delivered: -D with the envelope's ACL-added header lines inserted at
+ * env->added_headers_at (after our Received:). Everything that hands the message on
+ * (transports, bounces) reads it through this. env must outlive the reader. */
+struct spool_message_reader {
+    int fd;                /* -D, read-only */
+    const char *headers;   /* env->added_headers */
+    size_t headers_len;
+    size_t headers_done;   /* bytes of headers already returned */
+    int64_t at;            /* offset in -D where the headers go */
+    int64_t data_done;     /* bytes of -D already returned */
+};
+bool spool_message_open(struct spool_message_reader *r, const struct spool_envelope *env);
+/* Like read(2): bytes into buf, 0 at the end, -1 with errno on error. */
+ssize_t spool_message_read(struct spool_message_reader *r, char *buf, size_t n);
+void spool_message_close(struct spool_message_reader *r);
 /* Record that recipient index i is finished (delivered or failed): fsynced append to -J. */
 bool spool_mark_done(const char *id, int index, char *err, size_t errlen);
 /* All recipients done: remove -H, -D and -J. */

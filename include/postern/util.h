@@ -30,8 +30,9 @@ struct arena {
 void arena_init(struct arena *arena, size_t chunk_size);
 struct arena *arena_new(size_t chunk_size); /* heap-allocated; free with arena_delete */
 void arena_delete(struct arena *arena);
-void arena_reset(struct arena *arena);               /* frees all chunks, arena stays usable */
-void *arena_alloc(struct arena *arena, size_t size); /* aborts on OOM; 16-byte aligned */
+void arena_reset(struct arena *arena); /* frees all chunks, arena stays usable */
+size_t arena_footprint(const struct arena *arena); /* heap bytes held (chunks and headers) */
+void *arena_alloc(struct arena *arena, size_t size);  /* aborts on OOM; 16-byte aligned */
 void *arena_zalloc(struct arena *arena, size_t size);
 char *arena_strdup(struct arena *arena, const char *s);
 char *arena_strndup(struct arena *arena, const char *s, size_t n);

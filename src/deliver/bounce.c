@@ -61,23 +61,24 @@ static void bounce_text(struct delivery *d, struct addr_item *const *failed, int
 /* Append the original message, cut at a line end after BOUNCE_RETURN_LIMIT bytes. */
 static void bounce_copy_original(struct delivery *d, struct buf *out)
 {
-    int fd = spool_open_data(d->id);
-    if (fd < 0) {
+    struct spool_message_reader msg;
+    if (!spool_message_open(&msg, d->env)) {
         buf_append_str(out, "[the original message could not be read]\r\n");
         return;
     }
     size_t start = out->len;
     char chunk[16384];
     ssize_t n;
-    while (out->len - start < BOUNCE_RETURN_LIMIT && (n = read(fd, chunk, sizeof chunk)) != 0) {
+    while (out->len - start < BOUNCE_RETURN_LIMIT &&
+           (n = spool_message_read(&msg, chunk, sizeof chunk)) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             break;
         buf_append(out, chunk, (size_t)n);
     }
-    bool more = read(fd, chunk, 1) > 0;
-    close(fd);
+    bool more = spool_message_read(&msg, chunk, 1) > 0;
+    spool_message_close(&msg);
     if (out->len - start > BOUNCE_RETURN_LIMIT || more) {
         size_t cut =
             start + BOUNCE_RETURN_LIMIT < out->len ? start + BOUNCE_RETURN_LIMIT : out->len;

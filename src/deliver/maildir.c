@@ -114,8 +114,8 @@ static void crlf_to_lf(const char *in, size_t n, bool *cr, struct buf *out)
 /* Write headers and the -D contents to fd. Returns 0 or an errno. */
 static int maildir_copy(struct delivery *d, const struct addr_item *addr, int fd)
 {
-    int data = spool_open_data(d->id);
-    if (data < 0)
+    struct spool_message_reader data;
+    if (!spool_message_open(&data, d->env))
         return errno ? errno : ENOENT;
     struct buf out;
     buf_init(&out);
@@ -123,7 +123,7 @@ static int maildir_copy(struct delivery *d, const struct addr_item *addr, int fd
     char chunk[65536];
     ssize_t n;
     bool cr = false, ok = true;
-    while (ok && (n = read(data, chunk, sizeof chunk)) != 0) {
+    while (ok && (n = spool_message_read(&data, chunk, sizeof chunk)) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -139,7 +139,7 @@ static int maildir_copy(struct delivery *d, const struct addr_item *addr, int fd
         ok = fs_write_all(fd, "\r", 1);
     int err = (!ok || n < 0) ? (errno ? errno : EIO) : 0;
     buf_free(&out);
-    close(data);
+    spool_message_close(&data);
     return err;
 }
 

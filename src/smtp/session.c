@@ -33,6 +33,7 @@ struct session *session_new(const struct config *cfg, const struct session_ops *
     s->ops = ops;
     arena_init(&s->conn_arena, SESSION_ARENA_CHUNK);
     arena_init(&s->msg_arena, SESSION_ARENA_CHUNK);
+    arena_init(&s->cmd_arena, SESSION_ARENA_CHUNK);
     buf_init(&s->in);
     buf_init(&s->out);
     buf_init(&s->added_headers);
@@ -58,9 +59,20 @@ void session_free(struct session *s)
     buf_free(&s->out);
     buf_free(&s->added_headers);
     buf_free(&s->pending_reply);
+    session_vars_clear(&s->acl_c);
+    free(s->helo_name);
     arena_reset(&s->conn_arena);
     arena_reset(&s->msg_arena);
+    arena_reset(&s->cmd_arena);
     free(s);
+}
+
+size_t session_memory(const struct session *s)
+{
+    return sizeof *s + arena_footprint(&s->conn_arena) + arena_footprint(&s->msg_arena) +
+           arena_footprint(&s->cmd_arena) + s->in.cap + s->out.cap + s->added_headers.cap +
+           s->pending_reply.cap + s->acl_c.bytes + s->acl_m.bytes +
+           (s->helo_name ? strlen(s->helo_name) + 1 : 0);
 }
 
 void session_set_proxy(struct session *s, bool required, bool ok, bool local, const char *src_ip,
@@ -102,8 +114,8 @@ void session_reply_raw(struct session *s, const char *line)
  * default when the first digit agrees. */
 static const char *reply_code_override(const char *text, int *code, const char **enhanced)
 {
-    if (strlen(text) >= 4 && text[0] >= '2' && text[0] <= '5' && text[1] >= '0' &&
-        text[1] <= '9' && text[2] >= '0' && text[2] <= '9' && (text[3] == ' ' || text[3] == '-') &&
+    if (strlen(text) >= 4 && text[0] >= '2' && text[0] <= '5' && text[1] >= '0' && text[1] <= '9' &&
+        text[2] >= '0' && text[2] <= '9' && (text[3] == ' ' || text[3] == '-') &&
         text[0] == '0' + *code / 100) {
         *code = atoi(text);
         text += 4;
@@ -143,7 +155,14 @@ void session_trace(struct session *s, const char *fmt, ...)
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    buf_append_str(&s->out, line);
+    /* One output line per trace: a CR or LF in traced text (a multi-line add_header, say)
+     * is shown escaped, as log lines show it. */
+    for (const char *p = line; *p; p++) {
+        if (*p == '\n' || *p == '\r')
+            buf_append_str(&s->out, *p == '\n' ? "\\n" : "\\r");
+        else
+            buf_append(&s->out, p, 1);
+    }
     buf_append(&s->out, "\r\n", 2);
 }
 
@@ -211,9 +230,8 @@ enum acl_result session_run_acl(struct session *s, enum acl_where where, const c
         session_trace(s, "delay of %lld ms skipped in -bh mode", (long long)env.delay_ms);
     }
     if (rc == ACL_ERROR)
-        log_write(LOG_MAIN | LOG_PANIC, s->message_id[0] ? s->message_id : NULL,
-                  "%s ACL error: %s", session_host_id(s, &s->msg_arena),
-                  env.log_message ? env.log_message : "unknown");
+        log_write(LOG_MAIN | LOG_PANIC, s->message_id[0] ? s->message_id : NULL, "%s ACL error: %s",
+                  session_host_id(s, &s->cmd_arena), env.log_message ? env.log_message : "unknown");
     if (s->test_mode)
         session_trace(s, "%s ACL returned %s", acl ? acl : "(default)", acl_result_name(rc));
     return rc;
@@ -230,7 +248,10 @@ void session_reply_acl(struct session *s, enum acl_result rc, int deny_code, con
                                                   : "Temporary local problem - please try later");
         break;
     default:
-        session_reply(s, deny_code, deny_code / 100 == 5 ? "5.7.1" : "4.7.1",
+        session_reply(s, deny_code,
+                      deny_code / 100 == 5   ? "5.7.1"
+                      : deny_code / 100 == 4 ? "4.7.1"
+                                             : "2.5.2", /* VRFY's 252 */
                       user_msg ? user_msg : deny_text);
         break;
     }
@@ -245,10 +266,10 @@ static void session_log_reject(struct session *s, const char *what, const char *
         reason = rc == ACL_DEFER ? "temporarily rejected" : "administrative prohibition";
     if (s->sender)
         log_write(LOG_MAIN | LOG_REJECT, NULL, "%s F=<%s> %s %s: %s",
-                  session_host_id(s, &s->msg_arena), s->sender,
+                  session_host_id(s, &s->cmd_arena), s->sender,
                   rc == ACL_DEFER ? "temporarily rejected" : "rejected", what, reason);
     else
-        log_write(LOG_MAIN | LOG_REJECT, NULL, "%s %s %s: %s", session_host_id(s, &s->msg_arena),
+        log_write(LOG_MAIN | LOG_REJECT, NULL, "%s %s %s: %s", session_host_id(s, &s->cmd_arena),
                   rc == ACL_DEFER ? "temporarily rejected" : "rejected", what, reason);
 }
 
@@ -268,7 +289,7 @@ static void sync_error(struct session *s, const char *why, const char *what)
     input[j] = '\0';
     log_write(LOG_MAIN | LOG_REJECT, NULL,
               "SMTP protocol synchronization error (%s): rejected %s %s next input=\"%s\"", why,
-              what, session_host_id(s, &s->msg_arena), input);
+              what, session_host_id(s, &s->cmd_arena), input);
     session_reply(s, 554, NULL, "SMTP synchronization error");
     s->state = SESSION_CLOSING;
     run_notquit(s, "synchronization-error");
@@ -300,15 +321,17 @@ enum session_action session_start(struct session *s)
 {
     const char *user_msg = NULL, *log_msg = NULL;
     if (s->cfg->log_flags & LOG_SEL_SMTP_CONNECTION)
-        log_write(LOG_MAIN, NULL, "SMTP connection from %s", session_host_id(s, &s->msg_arena));
+        log_write(LOG_MAIN, NULL, "SMTP connection from %s", session_host_id(s, &s->cmd_arena));
 
     if (!s->proxy_failed) {
         enum acl_result rc =
             session_run_acl(s, ACL_WHERE_CONNECT, s->cfg->acl_smtp_connect, &user_msg, &log_msg);
         if (rc != ACL_ACCEPT && rc != ACL_DISCARD) {
             log_write(LOG_MAIN | LOG_REJECT, NULL, "%s rejected connection in \"connect\" ACL%s%s",
-                      session_host_id(s, &s->msg_arena), (log_msg || user_msg) ? ": " : "",
-                      log_msg ? log_msg : user_msg ? user_msg : "");
+                      session_host_id(s, &s->cmd_arena), (log_msg || user_msg) ? ": " : "",
+                      log_msg    ? log_msg
+                      : user_msg ? user_msg
+                                 : "");
             session_reply_acl(s, rc, 554, "Administrative prohibition", user_msg);
             s->state = SESSION_CLOSING;
             return SESSION_CLOSE;
@@ -325,7 +348,7 @@ enum session_action session_start(struct session *s)
 
     const char *banner = NULL, *err = NULL;
     struct expand_ctx ctx;
-    expand_ctx_init(&ctx, &s->msg_arena, s->cfg, session_var_lookup, s);
+    expand_ctx_init(&ctx, &s->cmd_arena, s->cfg, session_var_lookup, s);
     if (expand_string(&ctx, s->cfg->smtp_banner ? s->cfg->smtp_banner : "$primary_hostname ESMTP",
                       &banner, &err) != EXPAND_OK) {
         log_write(LOG_MAIN | LOG_PANIC, NULL, "expansion of smtp_banner failed: %s",
@@ -333,51 +356,60 @@ enum session_action session_start(struct session *s)
         banner = s->cfg->primary_hostname;
     }
     session_reply(s, 220, NULL, banner);
-    arena_reset(&s->msg_arena);
     return SESSION_CONTINUE;
 }
 
 /* ---- commands ---- */
 
+/* The HELO name is replaced by every HELO/EHLO: one heap block, the old one freed. */
+static void session_set_helo(struct session *s, const char *name)
+{
+    free(s->helo_name);
+    s->helo_name = NULL;
+    if (name && !(s->helo_name = strdup(name)))
+        die("out of memory storing a HELO name");
+}
+
 static void cmd_helo(struct session *s, const struct smtp_command *cmd)
 {
     const char *user_msg = NULL, *log_msg = NULL;
-    /* cmd lives in msg_arena, which the reset frees: keep the name first */
-    const char *helo = arena_strdup(&s->conn_arena, cmd->arg);
+    /* HELO/EHLO abandons any message (and its acl_m variables) before the HELO ACL runs. */
     session_reset_message(s);
-    s->helo_name = helo;
+    session_set_helo(s, cmd->arg);
+    const char *helo = s->helo_name;
     s->esmtp = cmd->verb == SMTP_VERB_EHLO;
     enum acl_result rc =
         session_run_acl(s, ACL_WHERE_HELO, s->cfg->acl_smtp_helo, &user_msg, &log_msg);
     if (rc != ACL_ACCEPT && rc != ACL_DISCARD) {
         session_log_reject(s, cmd->verb == SMTP_VERB_EHLO ? "EHLO or HELO" : "EHLO or HELO",
                            user_msg, log_msg, rc);
-        s->helo_name = NULL;
+        session_set_helo(s, NULL);
         s->esmtp = false;
         session_reply_acl(s, rc, 550, "Administrative prohibition", user_msg);
         if (rc == ACL_DROP)
             s->state = SESSION_CLOSING;
         return;
     }
-    const char *greeting = s->is_local_input
-                               ? arena_printf(&s->msg_arena, "%s Hello %s", s->cfg->primary_hostname,
-                                              helo)
-                               : arena_printf(&s->msg_arena, "%s Hello %s [%s]",
-                                              s->cfg->primary_hostname, helo, s->client_ip);
+    const char *greeting =
+        s->is_local_input
+            ? arena_printf(&s->cmd_arena, "%s Hello %s", s->cfg->primary_hostname, helo)
+            : arena_printf(&s->cmd_arena, "%s Hello %s [%s]", s->cfg->primary_hostname, helo,
+                           s->client_ip);
     if (!s->esmtp) {
         session_reply(s, 250, NULL, greeting);
         s->pipelining_advertised = false;
         return;
     }
     struct expand_ctx ctx;
-    expand_ctx_init(&ctx, &s->msg_arena, s->cfg, session_var_lookup, s);
+    expand_ctx_init(&ctx, &s->cmd_arena, s->cfg, session_var_lookup, s);
     const char *err = NULL;
-    enum match_result pipelining =
-        s->no_pipelining ? MATCH_NO
-                         : list_match_host(&ctx, s->cfg->pipelining_advertise_hosts
-                                                     ? s->cfg->pipelining_advertise_hosts
-                                                     : "*",
-                                           s->client_ip, s->client_name, &err);
+    enum match_result pipelining = s->no_pipelining
+                                       ? MATCH_NO
+                                       : list_match_host(&ctx,
+                                                         s->cfg->pipelining_advertise_hosts
+                                                             ? s->cfg->pipelining_advertise_hosts
+                                                             : "*",
+                                                         s->client_ip, s->client_name, &err);
     s->pipelining_advertised = pipelining == MATCH_YES;
     s->prdr_advertised = s->cfg->prdr_enable;
     struct buf b;
@@ -413,22 +445,24 @@ static void cmd_mail(struct session *s, const struct smtp_command *cmd)
         return;
     }
     if (cmd->unknown_param) {
-        session_reply(s, 555, "5.5.4",
-                      arena_printf(&s->msg_arena, "Unsupported MAIL parameter: %s",
-                                   cmd->unknown_param));
+        session_reply(
+            s, 555, "5.5.4",
+            arena_printf(&s->cmd_arena, "Unsupported MAIL parameter: %s", cmd->unknown_param));
         return;
     }
-    if (cmd->has_size && s->cfg->message_size_limit > 0 &&
-        cmd->size > s->cfg->message_size_limit) {
+    if (cmd->has_size && s->cfg->message_size_limit > 0 && cmd->size > s->cfg->message_size_limit) {
         session_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
         return;
     }
+    /* As in Exim, MAIL starts a message afresh: acl_m variables set before it (connect,
+     * HELO, VRFY ACLs) are gone before the MAIL ACL runs. */
+    session_reset_message(s);
     s->sender = arena_strdup(&s->msg_arena, cmd->address);
     s->prdr_requested = cmd->prdr && s->prdr_advertised;
     enum acl_result rc =
         session_run_acl(s, ACL_WHERE_MAIL, s->cfg->acl_smtp_mail, &user_msg, &log_msg);
     if (rc != ACL_ACCEPT && rc != ACL_DISCARD) {
-        session_log_reject(s, arena_printf(&s->msg_arena, "MAIL <%s>", cmd->address), user_msg,
+        session_log_reject(s, arena_printf(&s->cmd_arena, "MAIL <%s>", cmd->address), user_msg,
                            log_msg, rc);
         session_reply_acl(s, rc, 550, "Administrative prohibition", user_msg);
         session_reset_message(s); /* after the reply: user_msg lives in msg_arena */
@@ -465,9 +499,9 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *cmd)
         return;
     }
     if (cmd->unknown_param) {
-        session_reply(s, 555, "5.5.4",
-                      arena_printf(&s->msg_arena, "Unsupported RCPT parameter: %s",
-                                   cmd->unknown_param));
+        session_reply(
+            s, 555, "5.5.4",
+            arena_printf(&s->cmd_arena, "Unsupported RCPT parameter: %s", cmd->unknown_param));
         return;
     }
     if (s->cfg->recipients_max > 0 && s->rcpt_count >= s->cfg->recipients_max) {
@@ -475,10 +509,10 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *cmd)
         return;
     }
     s->rcpt_pending_address = cmd->address;
-    enum acl_result rc = s->cfg->acl_smtp_rcpt
-                             ? session_run_acl(s, ACL_WHERE_RCPT, s->cfg->acl_smtp_rcpt, &user_msg,
-                                               &log_msg)
-                             : ACL_DENY;
+    enum acl_result rc =
+        s->cfg->acl_smtp_rcpt
+            ? session_run_acl(s, ACL_WHERE_RCPT, s->cfg->acl_smtp_rcpt, &user_msg, &log_msg)
+            : ACL_DENY;
     s->rcpt_pending_address = NULL;
     if (rc == ACL_ACCEPT) {
         add_recipient(s, cmd);
@@ -487,13 +521,14 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *cmd)
     }
     if (rc == ACL_DISCARD) {
         /* Accepted on the wire, thrown away (Exim logs it at arrival). */
+        s->rcpt_discarded++;
         log_write(LOG_MAIN, NULL, "%s F=<%s> RCPT %s: discarded by RCPT ACL",
-                  session_host_id(s, &s->msg_arena), s->sender, cmd->address);
+                  session_host_id(s, &s->cmd_arena), s->sender, cmd->address);
         session_reply(s, 250, "2.1.5", "Accepted");
         return;
     }
-    session_log_reject(s, arena_printf(&s->msg_arena, "RCPT <%s>", cmd->address), user_msg,
-                       log_msg, rc);
+    session_log_reject(s, arena_printf(&s->cmd_arena, "RCPT <%s>", cmd->address), user_msg, log_msg,
+                       rc);
     session_reply_acl(s, rc, 550, "Administrative prohibition", user_msg);
     if (rc == ACL_DROP)
         s->state = SESSION_CLOSING;
@@ -506,7 +541,7 @@ static void cmd_vrfy(struct session *s, const struct smtp_command *cmd)
     const char *address = cmd->arg;
     size_t n = strlen(address);
     if (n >= 2 && address[0] == '<' && address[n - 1] == '>')
-        address = arena_strndup(&s->msg_arena, address + 1, n - 2);
+        address = arena_strndup(&s->cmd_arena, address + 1, n - 2);
     if (!s->cfg->acl_smtp_vrfy) {
         session_reply(s, 252, "2.5.2", "Administrative prohibition");
         return;
@@ -519,16 +554,16 @@ static void cmd_vrfy(struct session *s, const struct smtp_command *cmd)
         session_reply_acl(s, rc, 252, "Administrative prohibition", user_msg);
         return;
     }
-    int routed = deliver_route_test(s->cfg, &s->msg_arena, address, &reason);
+    int routed = deliver_route_test(s->cfg, &s->cmd_arena, address, &reason);
     s->rcpt_pending_address = NULL;
     if (routed == 0)
-        session_reply(s, 250, "2.1.5", arena_printf(&s->msg_arena, "<%s> is deliverable", address));
+        session_reply(s, 250, "2.1.5", arena_printf(&s->cmd_arena, "<%s> is deliverable", address));
     else if (routed == 2)
         session_reply(s, 451, "4.3.0",
-                      arena_printf(&s->msg_arena, "<%s> could not be verified now", address));
+                      arena_printf(&s->cmd_arena, "<%s> could not be verified now", address));
     else
         session_reply(s, 550, "5.1.1",
-                      arena_printf(&s->msg_arena, "<%s> is not deliverable: %s", address,
+                      arena_printf(&s->cmd_arena, "<%s> is not deliverable: %s", address,
                                    reason ? reason : "Unrouteable address"));
 }
 
@@ -548,28 +583,29 @@ static enum session_action cmd_quit(struct session *s)
     if (!s->proxy_failed && s->cfg->acl_smtp_quit)
         session_run_acl(s, ACL_WHERE_QUIT, s->cfg->acl_smtp_quit, &user_msg, &log_msg);
     session_reply(s, 221, "2.0.0",
-                  arena_printf(&s->msg_arena, "%s closing connection",
-                               s->cfg->primary_hostname));
+                  arena_printf(&s->cmd_arena, "%s closing connection", s->cfg->primary_hostname));
     if (s->cfg->log_flags & LOG_SEL_SMTP_CONNECTION)
         log_write(LOG_MAIN, NULL, "SMTP connection from %s closed by QUIT",
-                  session_host_id(s, &s->msg_arena));
+                  session_host_id(s, &s->cmd_arena));
     s->state = SESSION_CLOSING;
     return SESSION_CLOSE;
 }
 
-static void cmd_unknown(struct session *s, const char *reason)
+/* An unrecognized command or an overlong line: 500, and too many of them end the session. */
+static void cmd_unknown(struct session *s, const char *enhanced, const char *reason)
 {
     s->unknown_commands++;
     if (s->cfg->smtp_max_unknown_commands > 0 &&
         s->unknown_commands > s->cfg->smtp_max_unknown_commands) {
         log_write(LOG_MAIN | LOG_REJECT, NULL,
                   "SMTP call from %s dropped: too many unrecognized commands",
-                  session_host_id(s, &s->msg_arena));
+                  session_host_id(s, &s->cmd_arena));
         session_reply(s, 500, "5.5.1", "Too many unrecognized commands");
         s->state = SESSION_CLOSING;
+        run_notquit(s, "bad-commands");
         return;
     }
-    session_reply(s, 500, "5.5.1", reason ? reason : "unrecognized command");
+    session_reply(s, 500, enhanced, reason);
 }
 
 /* RFC 2920: commands that must end a pipelined group, and, without PIPELINING, all. */
@@ -595,14 +631,14 @@ static enum session_action session_command(struct session *s, const char *line, 
 {
     struct smtp_command cmd;
     const char *reason = NULL;
-    s->smtp_command = arena_strndup(&s->msg_arena, line, len);
-    enum smtp_parse_status st = smtp_parse_command(&s->msg_arena, line, len, &cmd, &reason);
+    s->smtp_command = arena_strndup(&s->cmd_arena, line, len);
+    enum smtp_parse_status st = smtp_parse_command(&s->cmd_arena, line, len, &cmd, &reason);
 
     if (s->state == SESSION_PROXY_FAILED) {
         if (st == SMTP_PARSE_OK && cmd.verb == SMTP_VERB_QUIT) {
-            session_reply(s, 221, NULL,
-                          arena_printf(&s->msg_arena, "%s closing connection",
-                                       s->cfg->primary_hostname));
+            session_reply(
+                s, 221, NULL,
+                arena_printf(&s->cmd_arena, "%s closing connection", s->cfg->primary_hostname));
             s->state = SESSION_CLOSING;
             return SESSION_CLOSE;
         }
@@ -610,7 +646,7 @@ static enum session_action session_command(struct session *s, const char *line, 
         return SESSION_CONTINUE;
     }
     if (st == SMTP_PARSE_UNKNOWN_COMMAND) {
-        cmd_unknown(s, "Unrecognized command");
+        cmd_unknown(s, "5.5.1", "Unrecognized command");
         return s->state == SESSION_CLOSING ? SESSION_CLOSE : SESSION_CONTINUE;
     }
     if (st == SMTP_PARSE_SYNTAX) {
@@ -622,7 +658,7 @@ static enum session_action session_command(struct session *s, const char *line, 
                    s->pipelining_advertised ? "next input sent too soon"
                                             : "next input sent too soon: pipelining was not "
                                               "advertised",
-                   arena_printf(&s->msg_arena, "\"%.*s\"", (int)(len > 100 ? 100 : len), line));
+                   arena_printf(&s->cmd_arena, "\"%.*s\"", (int)(len > 100 ? 100 : len), line));
         return SESSION_CLOSE;
     }
     switch (cmd.verb) {
@@ -663,7 +699,7 @@ static enum session_action session_command(struct session *s, const char *line, 
     case SMTP_VERB_ETRN:
     default:
         session_reply(s, 502, "5.5.1",
-                      arena_printf(&s->msg_arena, "%s command not implemented", cmd.verb_text));
+                      arena_printf(&s->cmd_arena, "%s command not implemented", cmd.verb_text));
         break;
     }
     return s->state == SESSION_CLOSING ? SESSION_CLOSE : SESSION_CONTINUE;
@@ -683,6 +719,53 @@ static long next_line(const struct buf *in, size_t *next)
     return (long)end;
 }
 
+/* The longest command line accepted, without its CRLF. */
+static size_t max_line(const struct session *s)
+{
+    return (size_t)(s->cfg->smtp_max_line_length > 0 ? s->cfg->smtp_max_line_length : 2048);
+}
+
+/* No LF yet: is what is buffered already longer than any acceptable line? A line of
+ * exactly the maximum may be waiting for its LF with its CR already here. */
+static bool partial_line_too_long(const struct session *s)
+{
+    size_t max = max_line(s);
+    if (s->in.len <= max)
+        return false;
+    return !(s->in.len == max + 1 && s->in.data[max] == '\r');
+}
+
+/* After an overlong line was refused: drop input up to and including the next LF, which
+ * may come in a later read. Returns true once the rest of the line is gone. */
+static bool discard_rest_of_line(struct session *s)
+{
+    const char *lf = s->in.len ? memchr(s->in.data, '\n', s->in.len) : NULL;
+    if (!lf) {
+        buf_clear(&s->in);
+        return false;
+    }
+    buf_consume(&s->in, (size_t)(lf - s->in.data) + 1);
+    s->discarding_line = false;
+    return true;
+}
+
+/* An overlong command line: 500, as Exim does, and the session goes on with the next line. */
+static void refuse_long_line(struct session *s)
+{
+    log_write(LOG_MAIN | LOG_REJECT, NULL, "%s SMTP command line too long (over %zu bytes)",
+              session_host_id(s, &s->cmd_arena), max_line(s));
+    cmd_unknown(s, "5.5.2", "Line too long");
+}
+
+/* Starting a new command: everything of the previous command's lifetime goes. */
+static void session_begin_command(struct session *s)
+{
+    arena_reset(&s->cmd_arena);
+    s->smtp_command = NULL;
+    s->rcpt_pending_address = NULL;
+    s->notquit_reason = NULL;
+}
+
 enum session_action session_process(struct session *s)
 {
     s->last_activity_ms = time_mono_ms();
@@ -699,28 +782,20 @@ enum session_action session_process(struct session *s)
                 return a;
             continue;
         }
+        if (s->discarding_line && !discard_rest_of_line(s))
+            return SESSION_CONTINUE;
         size_t next = 0;
         long len = next_line(&s->in, &next);
-        if (len < 0 || (s->cfg->smtp_max_line_length > 0 && len > s->cfg->smtp_max_line_length)) {
-            size_t limit = (size_t)(s->cfg->smtp_max_line_length > 0 ? s->cfg->smtp_max_line_length
-                                                                     : 2048);
-            if (s->in.len > limit) {
-                /* An overlong command: refuse it and drop the rest of that line later. */
-                log_write(LOG_MAIN | LOG_REJECT, NULL, "%s SMTP command line too long",
-                          session_host_id(s, &s->msg_arena));
-                session_reply(s, 500, "5.5.2", "Line too long");
-                s->state = SESSION_CLOSING;
-                return SESSION_CLOSE;
-            }
+        if (len < 0 && !partial_line_too_long(s))
             return SESSION_CONTINUE;
+        session_begin_command(s);
+        if (len < 0 || (size_t)len > max_line(s)) {
+            s->discarding_line = true;
+            refuse_long_line(s);
+            continue;
         }
-        /* Between messages nothing in msg_arena is needed (unless an ACL stored acl_m
-         * variables or headers for the coming message): recycle it, so a long session of
-         * NOOPs does not grow. */
-        if (!s->mail_given && !s->acl_m && s->added_headers.len == 0)
-            arena_reset(&s->msg_arena);
         size_t line_len = (size_t)len;
-        char *line = arena_strndup(&s->msg_arena, s->in.data, line_len); /* keeps NULs */
+        char *line = arena_strndup(&s->cmd_arena, s->in.data, line_len); /* keeps NULs */
         buf_consume(&s->in, next);
         bool was_data = s->state == SESSION_DATA;
         enum session_action a = session_command(s, line, line_len);
@@ -736,11 +811,12 @@ enum session_action session_timeout(struct session *s)
 {
     bool in_data = s->state == SESSION_DATA;
     run_notquit(s, in_data ? "data-timeout" : "command-timeout");
-    log_write(LOG_MAIN, NULL, "SMTP %s timeout on connection from %s%s", in_data ? "data" : "command",
-              session_host_id(s, &s->msg_arena), in_data ? " (message abandoned)" : "");
+    log_write(LOG_MAIN, NULL, "SMTP %s timeout on connection from %s%s",
+              in_data ? "data" : "command", session_host_id(s, &s->cmd_arena),
+              in_data ? " (message abandoned)" : "");
     session_reset_message(s);
     session_reply(s, 421, "4.4.2",
-                  arena_printf(&s->msg_arena, "%s: SMTP %s timeout - closing connection",
+                  arena_printf(&s->cmd_arena, "%s: SMTP %s timeout - closing connection",
                                s->cfg->primary_hostname, in_data ? "incoming data" : "command"));
     s->state = SESSION_CLOSING;
     return SESSION_CLOSE;
@@ -751,7 +827,7 @@ enum session_action session_shutdown_notice(struct session *s)
     run_notquit(s, "signal-exit");
     session_reset_message(s);
     session_reply(s, 421, "4.3.2",
-                  arena_printf(&s->msg_arena, "%s lost input connection... service shutting down",
+                  arena_printf(&s->cmd_arena, "%s lost input connection... service shutting down",
                                s->cfg->primary_hostname));
     s->state = SESSION_CLOSING;
     return SESSION_CLOSE;
@@ -762,9 +838,9 @@ void session_lost(struct session *s, const char *why)
     run_notquit(s, "connection-lost");
     if (s->state == SESSION_DATA || s->writer)
         log_write(LOG_MAIN, NULL, "SMTP connection from %s lost while reading message data%s%s",
-                  session_host_id(s, &s->msg_arena), why ? ": " : "", why ? why : "");
+                  session_host_id(s, &s->cmd_arena), why ? ": " : "", why ? why : "");
     else if (s->cfg->log_flags & LOG_SEL_SMTP_CONNECTION)
         log_write(LOG_MAIN, NULL, "SMTP connection from %s lost%s%s",
-                  session_host_id(s, &s->msg_arena), why ? ": " : "", why ? why : "");
+                  session_host_id(s, &s->cmd_arena), why ? ": " : "", why ? why : "");
     session_reset_message(s);
 }

@@ -49,15 +49,18 @@ void session_reset_message(struct session *s)
     s->rcpt_count = 0;
     s->rcpt_alloc = 0;
     s->rcpt_current = -1;
+    s->rcpt_discarded = 0;
     s->rcpt_pending_address = NULL;
-    s->acl_m = NULL;
-    buf_clear(&s->added_headers);
-    buf_clear(&s->pending_reply);
+    session_vars_clear(&s->acl_m);
+    buf_free(&s->added_headers); /* freed, not kept: no message-sized buffer between messages */
+    buf_free(&s->pending_reply);
     s->message_id[0] = '\0';
     s->message_size = 0;
+    s->received_header_len = 0;
     s->data_too_big = false;
     s->data_write_failed = false;
     s->prdr_final[0] = '\0';
+    memset(&s->commit_env, 0, sizeof s->commit_env); /* it points into msg_arena */
     if (s->state == SESSION_DATA || s->state == SESSION_COMMIT_WAIT)
         s->state = SESSION_CMD;
     arena_reset(&s->msg_arena);
@@ -69,9 +72,8 @@ static const char *received_header(struct session *s)
     if (s->cfg->received_header_text && s->cfg->received_header_text[0]) {
         struct expand_ctx ctx;
         const char *out = NULL, *err = NULL;
-        expand_ctx_init(&ctx, &s->msg_arena, s->cfg, session_var_lookup, s);
-        if (expand_string(&ctx, s->cfg->received_header_text, &out, &err) == EXPAND_OK &&
-            out[0]) {
+        expand_ctx_init(&ctx, &s->cmd_arena, s->cfg, session_var_lookup, s);
+        if (expand_string(&ctx, s->cfg->received_header_text, &out, &err) == EXPAND_OK && out[0]) {
             /* Normalise line ends of the expanded text to CRLF; like Exim, the date is
              * appended after a semicolon. */
             struct buf b;
@@ -86,7 +88,7 @@ static const char *received_header(struct session *s)
             char date[64];
             time_rfc2822(date, sizeof date, time(NULL));
             buf_printf(&b, "; %s\r\n", date);
-            const char *h = arena_strndup(&s->msg_arena, b.data, b.len);
+            const char *h = arena_strndup(&s->cmd_arena, b.data, b.len);
             buf_free(&b);
             return h;
         }
@@ -95,19 +97,17 @@ static const char *received_header(struct session *s)
     }
     char date[64];
     time_rfc2822(date, sizeof date, time(NULL));
-    const char *from =
-        s->is_local_input
-            ? "from local (invoked by postern)"
-            : arena_printf(&s->msg_arena, "from %s ([%s] port=%d)", s->helo_name ? s->helo_name : "",
-                           s->client_ip, s->client_port);
-    return arena_printf(&s->msg_arena,
-                        "Received: %s\r\n\tby %s with %s (postern %s)\r\n\t(envelope-from <%s>)\r\n"
-                        "\tid %s%s%s%s;\r\n\t%s\r\n",
-                        from, s->cfg->primary_hostname, session_protocol(s), POSTERN_VERSION,
-                        s->sender ? s->sender : "", s->message_id,
-                        s->rcpt_count == 1 ? "\r\n\tfor <" : "",
-                        s->rcpt_count == 1 ? s->rcpts[0].address : "",
-                        s->rcpt_count == 1 ? ">" : "", date);
+    const char *from = s->is_local_input ? "from local (invoked by postern)"
+                                         : arena_printf(&s->cmd_arena, "from %s ([%s] port=%d)",
+                                                        s->helo_name ? s->helo_name : "",
+                                                        s->client_ip, s->client_port);
+    return arena_printf(
+        &s->cmd_arena,
+        "Received: %s\r\n\tby %s with %s (postern %s)\r\n\t(envelope-from <%s>)\r\n"
+        "\tid %s%s%s%s;\r\n\t%s\r\n",
+        from, s->cfg->primary_hostname, session_protocol(s), POSTERN_VERSION,
+        s->sender ? s->sender : "", s->message_id, s->rcpt_count == 1 ? "\r\n\tfor <" : "",
+        s->rcpt_count == 1 ? s->rcpts[0].address : "", s->rcpt_count == 1 ? ">" : "", date);
 }
 
 static bool data_write(struct session *s, const void *p, size_t n)
@@ -137,7 +137,7 @@ enum session_action session_data_begin(struct session *s)
         session_reply(s, 503, "5.5.1", "MAIL command must precede DATA");
         return SESSION_CONTINUE;
     }
-    if (s->rcpt_count == 0) {
+    if (s->rcpt_count == 0 && s->rcpt_discarded == 0) {
         session_reply(s, 503, "5.5.1", "Valid RCPT command must precede DATA");
         return SESSION_CONTINUE;
     }
@@ -146,8 +146,10 @@ enum session_action session_data_begin(struct session *s)
         session_run_acl(s, ACL_WHERE_PREDATA, s->cfg->acl_smtp_predata, &user_msg, &log_msg);
     if (rc != ACL_ACCEPT && rc != ACL_DISCARD) {
         log_write(LOG_MAIN | LOG_REJECT, NULL, "%s F=<%s> rejected DATA: %s",
-                  session_host_id(s, &s->msg_arena), s->sender,
-                  log_msg ? log_msg : user_msg ? user_msg : "administrative prohibition");
+                  session_host_id(s, &s->cmd_arena), s->sender,
+                  log_msg    ? log_msg
+                  : user_msg ? user_msg
+                             : "administrative prohibition");
         session_reply_acl(s, rc, 550, "Administrative prohibition", user_msg);
         if (rc == ACL_DROP) {
             s->state = SESSION_CLOSING;
@@ -156,7 +158,8 @@ enum session_action session_data_begin(struct session *s)
         return SESSION_CONTINUE;
     }
     spool_new_id(s->message_id);
-    if (!s->test_mode) {
+    /* Every recipient discarded: take the data as Exim does, but store nothing. */
+    if (!s->test_mode && s->rcpt_count > 0) {
         char err[256];
         s->writer = spool_message_begin(s->message_id, err, sizeof err);
         if (!s->writer) {
@@ -168,6 +171,7 @@ enum session_action session_data_begin(struct session *s)
     }
     s->message_size = 0;
     const char *received = received_header(s);
+    s->received_header_len = (int64_t)strlen(received);
     data_write(s, received, strlen(received));
     s->state = SESSION_DATA;
     s->data_line_start = true;
@@ -190,24 +194,22 @@ static void prdr_recipient_reply(struct session *s, int i, enum acl_result rc, c
     case ACL_DEFER:
     case ACL_ERROR:
         r->prdr_code = 450;
-        r->prdr_text = arena_printf(&s->msg_arena, "450 4.7.1 %s",
-                                    msg ? msg
-                                        : arena_printf(&s->msg_arena,
-                                                       "PRDR R=<%s> temporary refusal", r->address));
+        r->prdr_text = arena_printf(
+            &s->msg_arena, "450 4.7.1 %s",
+            msg ? msg : arena_printf(&s->msg_arena, "PRDR R=<%s> temporary refusal", r->address));
         break;
     default:
         r->prdr_code = 550;
-        r->prdr_text = arena_printf(&s->msg_arena, "550 5.7.1 %s",
-                                    msg ? msg
-                                        : arena_printf(&s->msg_arena, "PRDR R=<%s> refusal",
-                                                       r->address));
+        r->prdr_text = arena_printf(
+            &s->msg_arena, "550 5.7.1 %s",
+            msg ? msg : arena_printf(&s->msg_arena, "PRDR R=<%s> refusal", r->address));
         break;
     }
     buf_append_str(&s->pending_reply, r->prdr_text);
     buf_append(&s->pending_reply, "\r\n", 2);
     if (r->prdr_code != 250)
         log_write(LOG_MAIN | LOG_REJECT, s->message_id, "%s F=<%s> PRDR %s RCPT <%s>: %s",
-                  session_host_id(s, &s->msg_arena), s->sender,
+                  session_host_id(s, &s->cmd_arena), s->sender,
                   r->prdr_code == 450 ? "temporarily rejected" : "rejected", r->address,
                   msg ? msg : "refused by the PRDR ACL");
 }
@@ -222,10 +224,10 @@ static int run_prdr(struct session *s, int *deferred)
     for (int i = 0; i < s->rcpt_count; i++) {
         const char *user_msg = NULL, *log_msg = NULL;
         s->rcpt_current = i;
-        enum acl_result rc = session_run_acl(
-            s, ACL_WHERE_DATA_PRDR,
-            s->cfg->acl_smtp_data_prdr ? s->cfg->acl_smtp_data_prdr : "accept", &user_msg,
-            &log_msg);
+        enum acl_result rc =
+            session_run_acl(s, ACL_WHERE_DATA_PRDR,
+                            s->cfg->acl_smtp_data_prdr ? s->cfg->acl_smtp_data_prdr : "accept",
+                            &user_msg, &log_msg);
         prdr_recipient_reply(s, i, rc, user_msg);
         if (s->rcpts[i].prdr_code == 250)
             accepted++;
@@ -253,6 +255,7 @@ static void fill_envelope(struct session *s, struct spool_envelope *env)
     env->interface_port = s->local_port;
     env->prdr = s->prdr_requested;
     env->added_headers = s->added_headers.len ? s->added_headers.data : "";
+    env->added_headers_at = s->received_header_len;
     int n = 0;
     env->recipients = arena_zalloc(&s->msg_arena, sizeof *env->recipients * (size_t)s->rcpt_count);
     for (int i = 0; i < s->rcpt_count; i++) {
@@ -262,13 +265,13 @@ static void fill_envelope(struct session *s, struct spool_envelope *env)
     }
     env->recipient_count = n;
     int vars = 0;
-    for (struct session_var *v = s->acl_m; v; v = v->next)
+    for (struct session_var *v = s->acl_m.head; v; v = v->next)
         vars++;
     env->acl_var_count = vars;
     env->acl_var_names = arena_alloc(&s->msg_arena, sizeof(char *) * (size_t)(vars + 1));
     env->acl_var_values = arena_alloc(&s->msg_arena, sizeof(char *) * (size_t)(vars + 1));
     int i = 0;
-    for (struct session_var *v = s->acl_m; v; v = v->next, i++) {
+    for (struct session_var *v = s->acl_m.head; v; v = v->next, i++) {
         env->acl_var_names[i] = v->name;
         env->acl_var_values[i] = v->value;
     }
@@ -277,7 +280,8 @@ static void fill_envelope(struct session *s, struct spool_envelope *env)
 static void commit_done(void *arg, bool ok, const char *reason)
 {
     struct session *s = arg;
-    s->commit_reason = ok ? NULL : (reason ? reason : "spool commit failed");
+    snprintf(s->commit_reason, sizeof s->commit_reason, "%s",
+             ok ? "" : (reason && reason[0] ? reason : "spool commit failed"));
     atomic_store_explicit(&s->commit_state, ok ? COMMIT_OK : COMMIT_FAILED, memory_order_release);
     s->ops->commit_finished(s);
 }
@@ -288,13 +292,13 @@ static void log_arrival(struct session *s)
     struct buf b;
     buf_init(&b);
     buf_printf(&b, "<= %s %s P=%s", s->sender && s->sender[0] ? s->sender : "<>",
-               session_host_id(s, &s->msg_arena), session_protocol(s));
+               session_host_id(s, &s->cmd_arena), session_protocol(s));
     if ((s->cfg->log_flags & LOG_SEL_PROXY) && s->proxy_session && !s->proxy_failed)
         buf_printf(&b, " PRX=%s", s->proxy_host_address);
     buf_printf(&b, " S=%lld", (long long)s->message_size);
     if (s->prdr_requested)
         buf_append_str(&b, " PRDR");
-    if (s->cfg->log_flags & LOG_SEL_RECEIVED_RECIPIENTS) {
+    if ((s->cfg->log_flags & LOG_SEL_RECEIVED_RECIPIENTS) && s->rcpt_count > 0) {
         buf_append_str(&b, " for");
         for (int i = 0; i < s->rcpt_count; i++)
             if (!s->rcpts[i].prdr_code || s->rcpts[i].prdr_code == 250)
@@ -304,6 +308,22 @@ static void log_arrival(struct session *s)
     buf_free(&b);
 }
 
+/* A message taken and thrown away (every RCPT, or the DATA ACL, said "discard"): logged
+ * as Exim does, arrival, blackhole delivery, completion. */
+static enum session_action data_discarded(struct session *s, const char *which_acl)
+{
+    if (s->test_mode) {
+        session_trace(s, "SMTP testing: that is not a real message id!");
+    } else {
+        log_arrival(s);
+        log_write(LOG_MAIN, s->message_id, "=> blackhole (%s ACL discarded recipients)", which_acl);
+        log_write(LOG_MAIN, s->message_id, "Completed");
+    }
+    session_reply(s, 250, "2.0.0", arena_printf(&s->cmd_arena, "OK id=%s", s->message_id));
+    session_reset_message(s);
+    return SESSION_CONTINUE;
+}
+
 /* Everything after the final "." : PRDR, the DATA ACL, then the spool commit. */
 static enum session_action data_finished(struct session *s)
 {
@@ -311,7 +331,7 @@ static enum session_action data_finished(struct session *s)
     if (s->data_too_big) {
         log_write(LOG_MAIN | LOG_REJECT, NULL,
                   "%s F=<%s> rejected after DATA: message too big: read=%lld max=%lld",
-                  session_host_id(s, &s->msg_arena), s->sender, (long long)s->message_size,
+                  session_host_id(s, &s->cmd_arena), s->sender, (long long)s->message_size,
                   (long long)s->cfg->message_size_limit);
         session_reply(s, 552, "5.3.4", "Message size exceeds maximum permitted");
         session_reset_message(s);
@@ -322,6 +342,8 @@ static enum session_action data_finished(struct session *s)
         session_reset_message(s);
         return SESSION_CONTINUE;
     }
+    if (s->rcpt_count == 0) /* every RCPT was discarded: no PRDR, no DATA ACL */
+        return data_discarded(s, "RCPT");
     bool prdr = s->prdr_requested && s->rcpt_count > 1;
     int accepted = s->rcpt_count, deferred = 0;
     if (prdr)
@@ -333,9 +355,11 @@ static enum session_action data_finished(struct session *s)
     if (accepted == 0 || (rc != ACL_ACCEPT && rc != ACL_DISCARD)) {
         if (accepted > 0)
             log_write(LOG_MAIN | LOG_REJECT, NULL, "%s F=<%s> %s after DATA: %s",
-                      session_host_id(s, &s->msg_arena), s->sender,
+                      session_host_id(s, &s->cmd_arena), s->sender,
                       rc == ACL_DEFER ? "temporarily rejected" : "rejected",
-                      log_msg ? log_msg : user_msg ? user_msg : "administrative prohibition");
+                      log_msg    ? log_msg
+                      : user_msg ? user_msg
+                                 : "administrative prohibition");
         if (prdr)
             buf_append_str(&s->out, s->pending_reply.data);
         if (accepted == 0)
@@ -355,13 +379,7 @@ static enum session_action data_finished(struct session *s)
     if (rc == ACL_DISCARD || s->test_mode) {
         if (prdr)
             buf_append_str(&s->out, s->pending_reply.data);
-        if (s->test_mode)
-            session_trace(s, "SMTP testing: that is not a real message id!");
-        else
-            log_write(LOG_MAIN, s->message_id, "=> blackhole (DATA ACL discarded recipients)");
-        session_reply(s, 250, "2.0.0", arena_printf(&s->msg_arena, "OK id=%s", s->message_id));
-        session_reset_message(s);
-        return SESSION_CONTINUE;
+        return data_discarded(s, "DATA");
     }
     /* Exim's final PRDR reply when some recipients were refused (its test 5500). */
     if (prdr && accepted < s->rcpt_count)
@@ -404,12 +422,12 @@ enum session_action session_commit_resume(struct session *s)
         log_arrival(s);
         session_reply(s, 250, "2.0.0",
                       s->prdr_final[0] ? s->prdr_final
-                                       : arena_printf(&s->msg_arena, "OK id=%s", s->message_id));
+                                       : arena_printf(&s->cmd_arena, "OK id=%s", s->message_id));
         if (!config_queue_only_now(s->cfg, &s->queue_only) && s->ops && s->ops->message_accepted)
             s->ops->message_accepted(s, s->message_id);
     } else {
         log_write(LOG_MAIN | LOG_PANIC, s->message_id, "spool commit failed: %s",
-                  s->commit_reason ? s->commit_reason : "unknown");
+                  s->commit_reason[0] ? s->commit_reason : "unknown");
         session_reply(s, 451, "4.3.0", "Temporary local problem - please try later");
     }
     session_reset_message(s);

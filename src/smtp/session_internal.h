@@ -31,6 +31,11 @@ void session_reply_acl(struct session *s, enum acl_result rc, int deny_code, con
 /* -bh trace output (goes to s->out prefixed with ">>> " as Exim's -bh does). */
 void session_trace(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* acl_c/acl_m tables (session_vars.c): a set replaces the variable's heap block. */
+const char *session_vars_get(const struct session_vars *vars, const char *name);
+void session_vars_set(struct session_vars *vars, const char *name, const char *value);
+void session_vars_clear(struct session_vars *vars);
+
 /* Abandon the message being received (RSET, rejection, lost connection). */
 void session_reset_message(struct session *s);
 

@@ -6,7 +6,9 @@
  * The variables are the session's table in the variable registry (session_var_table,
  * include/postern/vars.h): name, lifetime, getter. Runs on whichever thread currently owns
  * the session. Values are computed from the session struct; computed strings are
- * allocated in the expansion context's arena.
+ * allocated in the expansion context's arena (the session's command arena). The acl_c/acl_m
+ * tables own their variables (one heap block each, freed when replaced or cleared); added
+ * headers are copied into the message's added_headers buffer.
  */
 #include "postern/session.h"
 
@@ -17,6 +19,7 @@
 #include "session_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- The session's table in the variable registry (include/postern/vars.h) ----
@@ -242,22 +245,16 @@ static const char *get_received_protocol(struct expand_ctx *ctx, const char *nam
     return session_protocol(var_session(ctx));
 }
 
-static const char *var_from_list(const struct session_var *v, const char *name)
-{
-    for (; v; v = v->next)
-        if (strcmp(v->name, name) == 0)
-            return v->value;
-    return ""; /* unset ACL variables expand to nothing, as in Exim */
-}
-
 static const char *get_acl_c(struct expand_ctx *ctx, const char *name)
 {
-    return var_from_list(var_session(ctx)->acl_c, name);
+    const char *v = session_vars_get(&var_session(ctx)->acl_c, name);
+    return v ? v : ""; /* unset ACL variables expand to nothing, as in Exim */
 }
 
 static const char *get_acl_m(struct expand_ctx *ctx, const char *name)
 {
-    return var_from_list(var_session(ctx)->acl_m, name);
+    const char *v = session_vars_get(&var_session(ctx)->acl_m, name);
+    return v ? v : "";
 }
 
 #define C VAR_CONNECTION
@@ -329,6 +326,61 @@ const char *session_var_lookup(struct expand_ctx *ctx, const char *name)
     return var_table_get(&session_var_table, ctx, name);
 }
 
+/* ---- acl_c / acl_m variable tables (heap blocks, replaced on every set) ---- */
+
+const char *session_vars_get(const struct session_vars *vars, const char *name)
+{
+    for (const struct session_var *v = vars->head; v; v = v->next)
+        if (strcmp(v->name, name) == 0)
+            return v->value;
+    return NULL;
+}
+
+static struct session_var *vars_block(const char *name, const char *value)
+{
+    size_t nlen = strlen(name) + 1, vlen = strlen(value) + 1;
+    size_t size = sizeof(struct session_var) + nlen + vlen;
+    struct session_var *v = malloc(size);
+    if (!v)
+        die("out of memory setting %s", name);
+    char *text = (char *)(v + 1);
+    memcpy(text, name, nlen);
+    memcpy(text + nlen, value, vlen);
+    v->name = text;
+    v->value = text + nlen;
+    v->size = size;
+    v->next = NULL;
+    return v;
+}
+
+void session_vars_set(struct session_vars *vars, const char *name, const char *value)
+{
+    struct session_var *fresh = vars_block(name, value);
+    struct session_var **link = &vars->head;
+    while (*link && strcmp((*link)->name, name) != 0)
+        link = &(*link)->next;
+    if (*link) {
+        struct session_var *old = *link;
+        fresh->next = old->next;
+        vars->bytes -= old->size;
+        free(old);
+    }
+    *link = fresh;
+    vars->bytes += fresh->size;
+}
+
+void session_vars_clear(struct session_vars *vars)
+{
+    struct session_var *v = vars->head;
+    while (v) {
+        struct session_var *next = v->next;
+        free(v);
+        v = next;
+    }
+    vars->head = NULL;
+    vars->bytes = 0;
+}
+
 /* ---- ACL environment callbacks ---- */
 
 static struct session *env_session(struct acl_env *env)
@@ -342,19 +394,13 @@ static bool env_set_var(struct acl_env *env, const char *name, const char *value
     bool conn = strncmp(name, "acl_c", 5) == 0;
     if (!conn && strncmp(name, "acl_m", 5) != 0)
         return false;
-    struct arena *arena = conn ? &s->conn_arena : &s->msg_arena;
-    struct session_var **list = conn ? &s->acl_c : &s->acl_m;
-    for (struct session_var *v = *list; v; v = v->next) {
-        if (strcmp(v->name, name) == 0) {
-            v->value = arena_strdup(arena, value);
-            return true;
-        }
+    if (strlen(value) > SESSION_VAR_MAX) {
+        log_write(LOG_MAIN | LOG_PANIC, s->message_id[0] ? s->message_id : NULL,
+                  "%s: set %s: value of %zu bytes is longer than the limit of %d",
+                  session_host_id(s, &s->cmd_arena), name, strlen(value), SESSION_VAR_MAX);
+        return false;
     }
-    struct session_var *v = arena_alloc(arena, sizeof *v);
-    v->name = arena_strdup(arena, name);
-    v->value = arena_strdup(arena, value);
-    v->next = *list;
-    *list = v;
+    session_vars_set(conn ? &s->acl_c : &s->acl_m, name, value);
     return true;
 }
 
@@ -379,7 +425,19 @@ static void env_add_header(struct acl_env *env, const char *header)
         if (end && end - header < 20)
             header = end + 1;
     }
-    buf_append_str(&s->added_headers, header);
+    size_t n = strlen(header);
+    if (s->added_headers.len + n + 2 > SESSION_ADDED_HEADERS_MAX) {
+        log_write(LOG_MAIN | LOG_PANIC, s->message_id[0] ? s->message_id : NULL,
+                  "%s: add_header dropped: the message's added headers would exceed %d bytes",
+                  session_host_id(s, &s->cmd_arena), SESSION_ADDED_HEADERS_MAX);
+        return;
+    }
+    /* A header continued over several lines comes joined with "\n": store CRLF. */
+    for (const char *p = header; *p; p++) {
+        if (*p == '\n' && (p == header || p[-1] != '\r'))
+            buf_append(&s->added_headers, "\r", 1);
+        buf_append(&s->added_headers, p, 1);
+    }
     buf_append_str(&s->added_headers, "\r\n");
 }
 
@@ -402,7 +460,7 @@ static bool env_control(struct acl_env *env, const char *control, const char **e
         s->queue_only = true;
         return true;
     }
-    *err = arena_printf(&s->msg_arena, "control \"%s\" is not supported", name);
+    *err = arena_printf(&s->cmd_arena, "control \"%s\" is not supported", name);
     return false;
 }
 
@@ -436,7 +494,7 @@ static enum match_result env_verify(struct acl_env *env, enum acl_verify_what wh
     }
     if (!address)
         return MATCH_NO;
-    int rc = deliver_route_test(s->cfg, &s->msg_arena, address, reason);
+    int rc = deliver_route_test(s->cfg, &s->cmd_arena, address, reason);
     return rc == 0 ? MATCH_YES : rc == 2 ? MATCH_DEFER : MATCH_NO;
 }
 
@@ -448,7 +506,7 @@ static void env_trace(struct acl_env *env, const char *line)
 void session_acl_env_init(struct session *s, struct acl_env *env, enum acl_where where)
 {
     memset(env, 0, sizeof *env);
-    expand_ctx_init(&env->exp, &s->msg_arena, s->cfg, session_var_lookup, s);
+    expand_ctx_init(&env->exp, &s->cmd_arena, s->cfg, session_var_lookup, s);
     env->where = where;
     env->verify = env_verify;
     env->set_var = env_set_var;

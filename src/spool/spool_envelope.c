@@ -23,6 +23,8 @@
  *     rcpt <address>               (N lines)
  *     acl_vars <M>
  *     acl <name> <value>           (M lines; the name and value separated by one space)
+ *     headers_at <offset>          (only when ACLs added header lines: where in -D they
+ *     headers <lines>               go, and the CRLF-terminated lines, escaped)
  *     end
  *
  * Text values are escaped so no byte of them can break a line or a field: every byte
@@ -97,6 +99,10 @@ void spool_envelope_format(struct buf *out, const struct spool_envelope *env, in
         buf_append(out, " ", 1);
         spool_put_escaped(out, env->acl_var_values[i]);
         buf_append(out, "\n", 1);
+    }
+    if (env->added_headers && env->added_headers[0]) {
+        spool_put_number(out, "headers_at", env->added_headers_at);
+        spool_put_text(out, "headers", env->added_headers);
     }
     buf_append_str(out, "end\n");
 }
@@ -272,6 +278,18 @@ static bool spool_parse_acl_vars(struct spool_cursor *c, struct spool_envelope *
     return true;
 }
 
+/* The optional pair of lines for ACL-added headers; the offset must lie inside -D. */
+static bool spool_parse_added_headers(struct spool_cursor *c, struct spool_envelope *env,
+                                      int64_t size)
+{
+    env->added_headers = "";
+    env->added_headers_at = 0;
+    if ((size_t)(c->end - c->p) < 11 || memcmp(c->p, "headers_at ", 11) != 0)
+        return true;
+    return spool_take_number(c, "headers_at", 0, size, &env->added_headers_at) &&
+           spool_take_text(c, "headers", &env->added_headers);
+}
+
 bool spool_envelope_parse(struct arena *arena, const char *text, size_t len,
                           struct spool_envelope *env, char *err, size_t errlen)
 {
@@ -292,7 +310,8 @@ bool spool_envelope_parse(struct arena *arena, const char *text, size_t len,
     if (!spool_take_text(&c, "sender", &env->sender) ||
         !spool_take_number(&c, "received", 0, INT64_C(1) << 40, &env->received_time) ||
         !spool_take_number(&c, "size", 0, INT64_C(1) << 50, &size) || !spool_parse_host(&c, env) ||
-        !spool_parse_recipients(&c, env) || !spool_parse_acl_vars(&c, env))
+        !spool_parse_recipients(&c, env) || !spool_parse_acl_vars(&c, env) ||
+        !spool_parse_added_headers(&c, env, size))
         return false;
     env->size = size;
     c.line++;

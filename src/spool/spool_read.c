@@ -121,6 +121,55 @@ int spool_open_data(const char *id)
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+bool spool_message_open(struct spool_message_reader *r, const struct spool_envelope *env)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = spool_open_data(env->id);
+    if (r->fd < 0)
+        return false;
+    r->headers = env->added_headers ? env->added_headers : "";
+    r->headers_len = strlen(r->headers);
+    r->at = env->added_headers_at;
+    return true;
+}
+
+static ssize_t spool_read_retry(int fd, char *buf, size_t n)
+{
+    ssize_t got;
+    do
+        got = read(fd, buf, n);
+    while (got < 0 && errno == EINTR);
+    return got;
+}
+
+ssize_t spool_message_read(struct spool_message_reader *r, char *buf, size_t n)
+{
+    bool before = r->headers_done < r->headers_len && r->data_done < r->at;
+    if (before && (int64_t)n > r->at - r->data_done)
+        n = (size_t)(r->at - r->data_done);
+    if (before || r->headers_done == r->headers_len) {
+        ssize_t got = spool_read_retry(r->fd, buf, n);
+        if (got > 0)
+            r->data_done += got;
+        if (got != 0 || r->headers_done == r->headers_len)
+            return got;
+        /* -D ended before the insertion point: the headers still go out */
+    }
+    size_t take = r->headers_len - r->headers_done;
+    if (take > n)
+        take = n;
+    memcpy(buf, r->headers + r->headers_done, take);
+    r->headers_done += take;
+    return (ssize_t)take;
+}
+
+void spool_message_close(struct spool_message_reader *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+}
+
 bool spool_mark_done(const char *id, int index, char *err, size_t errlen)
 {
     char path[PATH_MAX], line[32];

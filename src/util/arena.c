@@ -49,6 +49,14 @@ void arena_reset(struct arena *arena)
     arena->total = 0;
 }
 
+size_t arena_footprint(const struct arena *arena)
+{
+    size_t bytes = 0;
+    for (const struct arena_chunk *c = arena->head; c; c = c->next)
+        bytes += sizeof *c + c->size;
+    return bytes;
+}
+
 void arena_delete(struct arena *arena)
 {
     if (!arena)

@@ -1,0 +1,494 @@
+/*
+ * test_session_lifetime.c - the lifetimes of session memory, driven through the
+ * socket-free session: $smtp_command and acl_m variables read after the resets that used
+ * to free them (HELO/EHLO, RSET, end of message, rejected MAIL, the banner), the memory
+ * bound of an endless EHLO/RSET/NOOP/set session, overlong lines, a maximum-length line
+ * split at every byte, DATA after every RCPT was discarded, and ACL-added headers reaching
+ * the spool. Under the ASan build (CI) a use-after-free in any of these fails the test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../test_files.h"
+
+#include "postern/config.h"
+#include "postern/log.h"
+#include "postern/session.h"
+#include "postern/spool.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The bound docs/config.md states for a session outside a message with this test's
+ * configuration (default 8 KiB arena chunks, 512-byte lines, small variables). */
+#define IDLE_SESSION_BOUND (64 * 1024)
+
+static char dir[64];
+static char mainlog[128];
+
+static const char *test_config =
+    "primary_hostname = test.example\n"
+    "smtp_max_line_length = 512\n"
+    "smtp_max_unknown_commands = 1000\n"
+    "domainlist local_domains = localhost\n"
+    "acl_smtp_connect = connect\n"
+    "acl_smtp_helo = helo\n"
+    "acl_smtp_mail = mail\n"
+    "acl_smtp_rcpt = rcpt\n"
+    "acl_smtp_predata = predata\n"
+    "acl_smtp_data = data\n"
+    "acl_smtp_quit = quit\n"
+    "acl_smtp_notquit = notquit\n"
+    "acl_smtp_vrfy = vrfy\n"
+    "begin acl\n"
+    "connect:\n"
+    "  warn   set acl_m0 = fromconnect\n"
+    "         set acl_c0 = conn\n"
+    "         set acl_c_n = 0\n"
+    "  accept\n"
+    "helo:\n"
+    "  warn   logwrite = helo-acl saw <$smtp_command> m0=<$acl_m0>\n"
+    "         set acl_c0 = $sender_helo_name\n"
+    "         set acl_c_n = ${eval:$acl_c_n+1}\n"
+    "  defer  condition = ${if eq{$sender_helo_name}{echo}}\n"
+    "         message = cmd=<$smtp_command> m0=<$acl_m0>\n"
+    "  warn   condition = ${if eq{$sender_helo_name}{keep}}\n"
+    "         set acl_m0 = fromhelo\n"
+    "  accept\n"
+    "mail:\n"
+    "  warn   add_header = X-Mail: $sender_address\n"
+    "  deny   senders = deny@example.org\n"
+    "         message = no sender <$smtp_command>\n"
+    "  accept\n"
+    "rcpt:\n"
+    "  warn    add_header = X-Rcpt: $local_part\n"
+    "  discard local_parts = discard\n"
+    "  accept  domains = +local_domains\n"
+    "predata:\n"
+    "  warn   add_header = :at_start:X-Predata: $recipients_count\n"
+    "  accept\n"
+    "data:\n"
+    "  warn   add_header = X-Data: $message_size\\n\\tcontinued\n"
+    "  accept\n"
+    "quit:\n"
+    "  warn   logwrite = quit-acl saw <$smtp_command> m0=<$acl_m0>\n"
+    "         set acl_m0 = $acl_m0-quit\n"
+    "  accept\n"
+    "notquit:\n"
+    "  warn   logwrite = notquit-acl saw <$smtp_command> m0=<$acl_m0>\n"
+    "  accept\n"
+    "vrfy:\n"
+    "  warn   set acl_m0 = $acl_m0+vrfy\n"
+    "  deny   message = cmd=<$smtp_command> m0=<$acl_m0>\n"
+    "begin routers\n"
+    "r:\n"
+    "  driver = redirect\n"
+    "  data = :blackhole:\n";
+
+struct harness {
+    struct config *cfg;
+    struct session *s;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool committed;
+    int accepted;
+};
+
+static struct harness *current;
+
+static bool h_input_pending(struct session *s)
+{
+    return false;
+}
+
+static void h_commit_finished(struct session *s)
+{
+    pthread_mutex_lock(&current->lock);
+    current->committed = true;
+    pthread_cond_signal(&current->cond);
+    pthread_mutex_unlock(&current->lock);
+}
+
+static void h_accepted(struct session *s, const char *id)
+{
+    current->accepted++;
+}
+
+static const struct session_ops h_ops = {h_input_pending, h_commit_finished, h_accepted};
+
+static int setup(void **state)
+{
+    static struct harness h;
+    memset(&h, 0, sizeof h);
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    char err[1024];
+    h.cfg = config_load_text(test_config, "<test>", NULL, err, sizeof err);
+    if (!h.cfg)
+        fail_msg("config: %s", err);
+    h.s = session_new(h.cfg, &h_ops, "192.0.2.1", 4321, "127.0.0.1", 25);
+    current = &h;
+    *state = &h;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct harness *h = *state;
+    session_free(h->s);
+    config_free(h->cfg);
+    return 0;
+}
+
+/* Feed bytes as one read; return what the session wrote (then cleared). Waits for commits. */
+static const char *feed_n(struct harness *h, const char *bytes, size_t n)
+{
+    static char out[65536];
+    buf_append(&h->s->in, bytes, n);
+    enum session_action a = session_process(h->s);
+    while (a == SESSION_WAIT_COMMIT) {
+        if (!session_commit_start(h->s)) {
+            a = session_process(h->s);
+            continue;
+        }
+        pthread_mutex_lock(&h->lock);
+        while (!h->committed)
+            pthread_cond_wait(&h->cond, &h->lock);
+        h->committed = false;
+        pthread_mutex_unlock(&h->lock);
+        a = session_commit_resume(h->s);
+    }
+    snprintf(out, sizeof out, "%s", h->s->out.data ? h->s->out.data : "");
+    buf_clear(&h->s->out);
+    return out;
+}
+
+static const char *feed(struct harness *h, const char *bytes)
+{
+    return feed_n(h, bytes, strlen(bytes));
+}
+
+static void start(struct harness *h)
+{
+    assert_int_equal(session_start(h->s), SESSION_CONTINUE);
+    assert_true(strncmp(h->s->out.data, "220 ", 4) == 0);
+    buf_clear(&h->s->out);
+}
+
+/* The mainlog holds a line containing `text`. */
+static bool mainlog_has(const char *text)
+{
+    FILE *f = fopen(mainlog, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* ---- use-after-free regressions ---- */
+
+static void test_smtp_command_in_helo_acl(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    /* the HELO ACL runs after the HELO reset; $smtp_command must still be the command */
+    assert_string_equal(feed(h, "EHLO echo\r\n"), "451 cmd=<EHLO echo> m0=<>\r\n");
+    assert_true(mainlog_has("helo-acl saw <EHLO echo> m0=<>"));
+}
+
+static void test_smtp_command_after_resets_in_notquit(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    /* rejected MAIL resets the message; RSET; then the connection is lost */
+    assert_string_equal(feed(h, "MAIL FROM:<deny@example.org>\r\n"),
+                        "550 5.7.1 no sender <MAIL FROM:<deny@example.org>>\r\n");
+    session_lost(h->s, "test");
+    assert_true(mainlog_has("notquit-acl saw <MAIL FROM:<deny@example.org>> m0=<>"));
+}
+
+static void test_smtp_command_after_rset_and_message(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    assert_string_equal(feed(h, "RSET\r\n"), "250 2.0.0 Reset OK\r\n");
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    const char *r = feed(h, "Subject: x\r\n\r\nbody\r\n.\r\n");
+    assert_true(strncmp(r, "250 2.0.0 OK id=", 16) == 0);
+    session_timeout(h->s);
+    assert_true(mainlog_has("notquit-acl saw <DATA> m0=<>"));
+}
+
+static void test_acl_m_from_connect_in_vrfy_and_quit(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    /* set in the connect ACL, read and set again by VRFY and QUIT before any reset */
+    assert_string_equal(feed(h, "VRFY someone\r\n"),
+                        "252 cmd=<VRFY someone> m0=<fromconnect+vrfy>\r\n");
+    assert_string_equal(feed(h, "VRFY again\r\n"),
+                        "252 cmd=<VRFY again> m0=<fromconnect+vrfy+vrfy>\r\n");
+    assert_string_equal(feed(h, "QUIT\r\n"), "221 test.example closing connection\r\n");
+    assert_true(mainlog_has("quit-acl saw <QUIT> m0=<fromconnect+vrfy+vrfy>"));
+}
+
+static void test_acl_m_reset_points(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    /* HELO/EHLO clears acl_m before the HELO ACL (what that sets lasts until MAIL) */
+    feed(h, "EHLO keep\r\n");
+    assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<fromhelo+vrfy>\r\n");
+    /* MAIL clears it (Exim: reset by MAIL, RSET, EHLO, HELO and at the end of a message) */
+    feed(h, "MAIL FROM:<a@example.org>\r\n");
+    assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<+vrfy>\r\n");
+    feed(h, "EHLO keep\r\n");
+    /* RSET clears it */
+    feed(h, "RSET\r\n");
+    assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<+vrfy>\r\n");
+    /* the end of a message clears it */
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    assert_true(strncmp(feed(h, "\r\nb\r\n.\r\n"), "250 ", 4) == 0);
+    assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<+vrfy>\r\n");
+    /* a rejected MAIL clears it */
+    feed(h, "MAIL FROM:<deny@example.org>\r\n");
+    assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<+vrfy>\r\n");
+}
+
+/* ---- memory bound ---- */
+
+static void test_memory_bounded_over_100000_cycles(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    char line[128];
+    size_t after_warmup = 0, peak = 0;
+    for (int i = 0; i < 100000; i++) {
+        /* every EHLO name is new; the HELO ACL sets acl_c0 and a counter each time */
+        snprintf(line, sizeof line, "EHLO host-%d.example\r\n", i);
+        feed(h, line);
+        const char *r = feed(h, "RSET\r\nNOOP\r\n");
+        if (i == 0 && !strstr(r, "250 2.0.0 OK\r\n"))
+            fail_msg("first cycle: %s", r);
+        size_t m = session_memory(h->s);
+        if (i == 1000)
+            after_warmup = m;
+        if (m > peak)
+            peak = m;
+    }
+    printf("session memory: %zu bytes after 1,000 cycles, peak %zu over 100,000\n", after_warmup,
+           peak);
+    assert_true(peak < IDLE_SESSION_BOUND);
+    assert_true(peak <= after_warmup + 64); /* no growth with the cycle count */
+    assert_string_equal(feed(h, "VRFY x\r\n"), "252 2.5.2 cmd=<VRFY x> m0=<+vrfy>\r\n");
+}
+
+/* ---- long lines ---- */
+
+static void test_overlong_line_continues(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    char big[700];
+    memset(big, 'A', sizeof big);
+    memcpy(big, "NOOP ", 5);
+    /* refused as soon as it cannot be a valid line, before its end arrives */
+    assert_string_equal(feed_n(h, big, sizeof big), "500 5.5.2 Line too long\r\n");
+    assert_string_equal(feed_n(h, big, sizeof big), ""); /* still the same line: dropped */
+    assert_string_equal(feed(h, "tail\r\nNOOP\r\n"), "250 2.0.0 OK\r\n");
+    /* a complete overlong line in one read: 500, the next command is served */
+    char line[700];
+    memset(line, 'B', sizeof line);
+    memcpy(line, "NOOP ", 5);
+    memcpy(line + sizeof line - 8, "\r\nNOOP\r\n", 8);
+    assert_string_equal(feed_n(h, line, sizeof line),
+                        "500 5.5.2 Line too long\r\n250 2.0.0 OK\r\n");
+    assert_true(mainlog_has("SMTP command line too long"));
+}
+
+/* A line of exactly smtp_max_line_length (512) bytes before its CRLF, cut at `at`. */
+static void max_line_split_at(struct harness *h, size_t at, size_t len, const char *expect)
+{
+    char line[600];
+    memset(line, 'x', len);
+    memcpy(line, "NOOP ", 5);
+    memcpy(line + len, "\r\n", 2);
+    const char *r1 = feed_n(h, line, at);
+    char first[256];
+    snprintf(first, sizeof first, "%s", r1);
+    const char *r2 = feed_n(h, line + at, len + 2 - at);
+    char both[512];
+    snprintf(both, sizeof both, "%s%s", first, r2);
+    if (strcmp(both, expect) != 0)
+        fail_msg("line of %zu split at %zu: got \"%s\"", len, at, both);
+}
+
+static void test_max_line_at_every_split(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    for (size_t at = 0; at <= 514; at++)
+        max_line_split_at(h, at, 512, "250 2.0.0 OK\r\n");
+    for (size_t at = 0; at <= 515; at++)
+        max_line_split_at(h, at, 513, "500 5.5.2 Line too long\r\n");
+    assert_string_equal(feed(h, "NOOP\r\n"), "250 2.0.0 OK\r\n");
+}
+
+/* ---- discard ---- */
+
+static void test_data_after_all_rcpts_discarded(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    feed(h, "MAIL FROM:<a@example.org>\r\n");
+    assert_string_equal(feed(h, "RCPT TO:<discard@localhost>\r\n"), "250 2.1.5 Accepted\r\n");
+    assert_string_equal(feed(h, "DATA\r\n"),
+                        "354 Enter message, ending with \".\" on a line by itself\r\n");
+    const char *r = feed(h, "Subject: gone\r\n\r\nbody\r\n.\r\n");
+    assert_true(strncmp(r, "250 2.0.0 OK id=", 16) == 0);
+    char id[SPOOL_ID_LEN + 1];
+    snprintf(id, sizeof id, "%s", r + 16);
+    assert_int_equal(h->accepted, 0);
+    assert_int_equal(spool_open_data(id), -1);
+    char want[128];
+    snprintf(want, sizeof want, "%s => blackhole (RCPT ACL discarded recipients)", id);
+    assert_true(mainlog_has(want));
+    snprintf(want, sizeof want, "%s Completed", id);
+    assert_true(mainlog_has(want));
+    /* the session goes on */
+    assert_string_equal(feed(h, "MAIL FROM:<b@example.org>\r\n"), "250 2.1.0 OK\r\n");
+}
+
+/* ---- add_header ---- */
+
+/* Read the delivered form of a message `step` bytes at a time; it must equal expect. */
+static void read_message_in_steps(const struct spool_envelope *env, size_t step, const char *expect,
+                                  size_t expect_len)
+{
+    struct spool_message_reader rd;
+    assert_true(spool_message_open(&rd, env));
+    char got[8192], chunk[65536];
+    size_t len = 0;
+    ssize_t n;
+    while ((n = spool_message_read(&rd, chunk, step)) > 0) {
+        assert_true(len + (size_t)n <= sizeof got);
+        memcpy(got + len, chunk, (size_t)n);
+        len += (size_t)n;
+    }
+    spool_message_close(&rd);
+    assert_int_equal(n, 0);
+    if (len != expect_len || memcmp(got, expect, len) != 0)
+        fail_msg("reading %zu bytes at a time gave %zu bytes, want %zu", step, len, expect_len);
+}
+
+static void test_added_headers_reach_the_spool(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    const char *r = feed(h, "Subject: h\r\n\r\nbody\r\n.\r\n");
+    assert_true(strncmp(r, "250 2.0.0 OK id=", 16) == 0);
+    char id[SPOOL_ID_LEN + 1];
+    snprintf(id, sizeof id, "%s", r + 16);
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct spool_envelope env;
+    char err[256];
+    assert_true(spool_read_envelope(&arena, id, &env, err, sizeof err));
+    const char *want = "X-Mail: a@example.org\r\nX-Rcpt: u\r\nX-Predata: 1\r\nX-Data: ";
+    assert_true(strncmp(env.added_headers, want, strlen(want)) == 0);
+    size_t n = strlen(env.added_headers);
+    assert_true(n > 14 && strcmp(env.added_headers + n - 14, "\r\n\tcontinued\r\n") == 0);
+    /* the message as delivered: -D with the lines after our Received:, whatever the
+     * size of the reads */
+    int fd = spool_open_data(id);
+    assert_true(fd >= 0);
+    char data[4096];
+    ssize_t dlen = read(fd, data, sizeof data);
+    close(fd);
+    assert_true(dlen > 0 && env.added_headers_at > 0 && env.added_headers_at < dlen);
+    assert_true(strncmp(data + env.added_headers_at, "Subject: h\r\n", 12) == 0);
+    char expect[8192];
+    int elen = snprintf(expect, sizeof expect, "%.*s%s%.*s", (int)env.added_headers_at, data,
+                        env.added_headers, (int)(dlen - env.added_headers_at),
+                        data + env.added_headers_at);
+    for (size_t step = 1; step <= 7; step++)
+        read_message_in_steps(&env, step, expect, (size_t)elen);
+    read_message_in_steps(&env, 65536, expect, (size_t)elen);
+    arena_reset(&arena);
+    spool_remove(id);
+}
+
+/* -bh: a multi-line added header is traced on one line, its newline escaped. */
+static void test_trace_keeps_reply_framing(void **state)
+{
+    struct harness *h = *state;
+    h->s->test_mode = true;
+    assert_int_equal(session_start(h->s), SESSION_CONTINUE);
+    assert_non_null(strstr(h->s->out.data, "\r\n220 "));
+    buf_clear(&h->s->out);
+    feed(h, "EHLO client\r\n");
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    const char *r = feed(h, "Subject: h\r\n\r\nbody\r\n.\r\n");
+    assert_non_null(strstr(r, ">>> add_header: X-Data: "));
+    assert_non_null(strstr(r, "\\n\tcontinued\r\n"));
+    for (const char *p = strchr(r, '\n'); p; p = strchr(p + 1, '\n'))
+        assert_true(p > r && p[-1] == '\r');
+}
+
+int main(void)
+{
+    if (!test_tmpdir(dir, sizeof dir, "session-lifetime")) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/spool", dir);
+    if (!spool_init(path, 64, err, sizeof err)) {
+        fprintf(stderr, "spool_init: %s\n", err);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/%%slog", dir);
+    snprintf(mainlog, sizeof mainlog, "%s/mainlog", dir);
+    if (!log_configure(path, err, sizeof err)) {
+        fprintf(stderr, "log_configure: %s\n", err);
+        return 1;
+    }
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_smtp_command_in_helo_acl),
+        T(test_smtp_command_after_resets_in_notquit),
+        T(test_smtp_command_after_rset_and_message),
+        T(test_acl_m_from_connect_in_vrfy_and_quit),
+        T(test_acl_m_reset_points),
+        T(test_memory_bounded_over_100000_cycles),
+        T(test_overlong_line_continues),
+        T(test_max_line_at_every_split),
+        T(test_data_after_all_rcpts_discarded),
+        T(test_added_headers_reach_the_spool),
+        T(test_trace_keeps_reply_framing),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    spool_shutdown();
+    log_close();
+    if (!test_rmtree(dir))
+        fprintf(stderr, "cleanup of %s failed\n", dir);
+    return rc;
+}
