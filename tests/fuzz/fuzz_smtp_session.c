@@ -10,10 +10,11 @@
  *
  * Input format: byte 0 chooses the connection (bit 0 local -bs input, bit 1 -bh test
  * mode, bit 2 failed PROXY negotiation, bit 3 proxied, bit 4 input already pending at
- * the banner). The rest is the client's bytes, cut into segments at each 0xFF; the byte
+ * the banner, bit 5 the connect ACL delays the banner). The rest is the client's bytes, cut into segments at each 0xFF; the byte
  * after a 0xFF is an event: 'T' command/data timeout, 'S' shutdown notice, 'L'
  * connection lost, 'P' toggle "more input pending" (for the synchronization checks),
- * anything else just a segment boundary. Each segment is appended to the session's
+ * anything else just a segment boundary. A HELO name, sender or recipient local part
+ * "slow" makes that ACL delay its reply; the harness ends the delay at once. Each segment is appended to the session's
  * input and processed, as one read() would be.
  *
  * Commits go to the real spool committer thread (spool in fuzz_session.<pid> on /dev/shm
@@ -58,18 +59,25 @@
     "$recipients_count $rcpt_count $received_for $recipients $message_exim_id $message_id "        \
     "$message_size $prdr_requested $received_protocol $acl_c0 $acl_m0 $acl_c_x $acl_m_x"
 
+/* clang-format off */
 /* Every stage: read and set every variable, log them. */
-#define STAGE_COMMON(stage)                                                                        \
-    "  warn  set acl_c0 = ${length_300:" stage " $acl_c0 $smtp_command}\n"                         \
-    "        set acl_m0 = ${length_300:" stage " $acl_m0 $local_part}\n"                           \
-    "        set acl_c_x = ${length_2000:" ALLVARS "}\n"                                           \
-    "        set acl_m_x = ${length_2000:" ALLVARS "}\n"                                           \
+#define STAGE_COMMON(stage)                                                   \
+    "  warn  set acl_c0 = ${length_300:" stage " $acl_c0 $smtp_command}\n"    \
+    "        set acl_m0 = ${length_300:" stage " $acl_m0 $local_part}\n"      \
+    "        set acl_c_x = ${length_2000:" ALLVARS "}\n"                      \
+    "        set acl_m_x = ${length_2000:" ALLVARS "}\n"                      \
     "        logwrite = " stage " " ALLVARS "\n"
 
-#define MESSAGE_STAGE(stage)                                                                       \
-    STAGE_COMMON(stage)                                                                            \
-    "        add_header = X-" stage ": $acl_m0 $smtp_command\n"                                    \
+#define MESSAGE_STAGE(stage)                                                  \
+    STAGE_COMMON(stage)                                                       \
+    "        add_header = X-" stage ": $acl_m0 $smtp_command\n"               \
     "        add_header = :at_start:X-" stage "-b: $local_part\\n\\tcont\n"
+
+/* "delay =" when the client names itself "slow" (HELO name, sender or recipient local
+ * part): the harness ends each delay at once, the way the delay thread would later. */
+#define SLOW_STAGE(what)                                                      \
+    "  warn  condition = ${if eq{" what "}{slow}}\n"                          \
+    "        delay = 2s\n"
 
 static const char *fuzz_config =
     "primary_hostname = fuzz.example\n"
@@ -90,121 +98,77 @@ static const char *fuzz_config =
     "acl_smtp_notquit = s_notquit\n"
     "acl_smtp_vrfy = s_vrfy\n"
     "begin acl\n"
-    "s_connect:\n" STAGE_COMMON(
-        "connect") "  deny  condition = ${if eq{$sender_host_port}{9}}\n"
-                   "        message = refused $acl_c0\n"
-                   "  accept\n"
-                   "s_helo:\n" STAGE_COMMON(
-                       "helo") "  deny  condition = ${if eq{$sender_helo_name}{deny}}\n"
-                               "        message = 550 helo $sender_helo_name $acl_m0\n"
-                               "  drop  condition = ${if eq{$sender_helo_name}{drop}}\n"
-                               "  defer condition = ${if eq{$sender_helo_name}{defer}}\n"
-                               "        message = later $acl_c0\n"
-                               "  accept\n"
-                               "s_mail:\n" MESSAGE_STAGE(
-                                   "mail") "  deny  condition = ${if "
-                                           "eq{$sender_address_local_part}{deny}}\n"
-                                           "        message = sender $sender_address $acl_m0\n"
-                                           "  drop  condition = ${if "
-                                           "eq{$sender_address_local_part}{drop}}\n"
-                                           "  accept\n"
-                                           "s_rcpt:\n" MESSAGE_STAGE(
-                                               "rcpt") "  deny    local_parts = deny\n"
-                                                       "          message = no $local_part@$domain "
-                                                       "$acl_m0\n"
-                                                       "  defer   local_parts = defer\n"
-                                                       "  drop    local_parts = drop\n"
-                                                       "  discard local_parts = discard\n"
-                                                       "  accept  verify = recipient\n"
-                                                       "  accept  domains = +local_domains\n"
-                                                       "  deny    message = relay $domain\n"
-                                                       "s_predata:\n" MESSAGE_STAGE(
-                                                           "predata") "  deny  condition = ${if "
-                                                                      "eq{$sender_address_local_"
-                                                                      "part}{nodata}}\n"
-                                                                      "        message = predata "
-                                                                      "$recipients $acl_m0\n"
-                                                                      "  accept\n"
-                                                                      "s_data:\n" MESSAGE_STAGE(
-                                                                          "data") "  deny    "
-                                                                                  "condition = "
-                                                                                  "${if "
-                                                                                  ">{$message_size}"
-                                                                                  "{8000}}\n"
-                                                                                  "          "
-                                                                                  "message = big "
-                                                                                  "$message_size "
-                                                                                  "$acl_m0\n"
-                                                                                  "  discard "
-                                                                                  "condition = "
-                                                                                  "${if "
-                                                                                  "eq{$sender_"
-                                                                                  "address_local_"
-                                                                                  "part}{discard}}"
-                                                                                  "\n"
-                                                                                  "  defer   "
-                                                                                  "condition = "
-                                                                                  "${if "
-                                                                                  "eq{$sender_"
-                                                                                  "address_local_"
-                                                                                  "part}{defer}}\n"
-                                                                                  "  accept\n"
-                                                                                  "s_prdr:"
-                                                                                  "\n" MESSAGE_STAGE(
-                                                                                      "prdr") "  "
-                                                                                              "deny"
-                                                                                              "    "
-                                                                                              "loca"
-                                                                                              "l_"
-                                                                                              "part"
-                                                                                              "s = "
-                                                                                              "prdr"
-                                                                                              "deny"
-                                                                                              "\n"
-                                                                                              "    "
-                                                                                              "    "
-                                                                                              "  "
-                                                                                              "mess"
-                                                                                              "age "
-                                                                                              "= "
-                                                                                              "prdr"
-                                                                                              " $"
-                                                                                              "loca"
-                                                                                              "l_"
-                                                                                              "part"
-                                                                                              " $"
-                                                                                              "acl_"
-                                                                                              "m0\n"
-                                                                                              "  "
-                                                                                              "defe"
-                                                                                              "r   "
-                                                                                              "loca"
-                                                                                              "l_"
-                                                                                              "part"
-                                                                                              "s = "
-                                                                                              "prdr"
-                                                                                              "defe"
-                                                                                              "r\n"
-                                                                                              "  "
-                                                                                              "acce"
-                                                                                              "pt\n"
-                                                                                              "s_"
-                                                                                              "quit"
-                                                                                              ":"
-                                                                                              "\n" STAGE_COMMON(
-                                                                                                  "quit") "  warn  message = quit $acl_m0\n"
-                                                                                                          "  accept\n"
-                                                                                                          "s_notquit:\n" STAGE_COMMON(
-                                                                                                              "notquit") "  accept\n"
-                                                                                                                         "s_vrfy:\n" STAGE_COMMON(
-                                                                                                                             "vrfy") "  warn    set acl_c1 = $acl_c1$smtp_command$smtp_command\n"
-                                                                                                                                     "  accept  local_parts = ok\n"
-                                                                                                                                     "  deny    message = vrfy $local_part $acl_c1\n"
-                                                                                                                                     "begin routers\n"
-                                                                                                                                     "bh:\n"
-                                                                                                                                     "  driver = redirect\n"
-                                                                                                                                     "  local_parts = ok : user\n"
-                                                                                                                                     "  data = :blackhole:\n";
+    "s_connect:\n"
+    STAGE_COMMON("connect")
+    "  warn  condition = ${if eq{$sender_host_port}{4243}}\n"
+    "        delay = 1s\n"
+    "  deny  condition = ${if eq{$sender_host_port}{9}}\n"
+    "        message = refused $acl_c0\n"
+    "  accept\n"
+    "s_helo:\n"
+    STAGE_COMMON("helo")
+    SLOW_STAGE("$sender_helo_name")
+    "  deny  condition = ${if eq{$sender_helo_name}{deny}}\n"
+    "        message = 550 helo $sender_helo_name $acl_m0\n"
+    "  drop  condition = ${if eq{$sender_helo_name}{drop}}\n"
+    "  defer condition = ${if eq{$sender_helo_name}{defer}}\n"
+    "        message = later $acl_c0\n"
+    "  accept\n"
+    "s_mail:\n"
+    MESSAGE_STAGE("mail")
+    SLOW_STAGE("$sender_address_local_part")
+    "  deny  condition = ${if eq{$sender_address_local_part}{deny}}\n"
+    "        message = sender $sender_address $acl_m0\n"
+    "  drop  condition = ${if eq{$sender_address_local_part}{drop}}\n"
+    "  accept\n"
+    "s_rcpt:\n"
+    MESSAGE_STAGE("rcpt")
+    SLOW_STAGE("$local_part")
+    "  deny    local_parts = deny\n"
+    "          message = no $local_part@$domain $acl_m0\n"
+    "  defer   local_parts = defer\n"
+    "  drop    local_parts = drop\n"
+    "  discard local_parts = discard\n"
+    "  accept  verify = recipient\n"
+    "  accept  domains = +local_domains\n"
+    "  deny    message = relay $domain\n"
+    "s_predata:\n"
+    MESSAGE_STAGE("predata")
+    "  deny  condition = ${if eq{$sender_address_local_part}{nodata}}\n"
+    "        message = predata $recipients $acl_m0\n"
+    "  accept\n"
+    "s_data:\n"
+    MESSAGE_STAGE("data")
+    SLOW_STAGE("$sender_address_local_part")
+    "  deny    condition = ${if >{$message_size}{8000}}\n"
+    "          message = big $message_size $acl_m0\n"
+    "  discard condition = ${if eq{$sender_address_local_part}{discard}}\n"
+    "  defer   condition = ${if eq{$sender_address_local_part}{defer}}\n"
+    "  accept\n"
+    "s_prdr:\n"
+    MESSAGE_STAGE("prdr")
+    "  deny    local_parts = prdrdeny\n"
+    "          message = prdr $local_part $acl_m0\n"
+    "  defer   local_parts = prdrdefer\n"
+    "  accept\n"
+    "s_quit:\n"
+    STAGE_COMMON("quit")
+    "  warn  message = quit $acl_m0\n"
+    "  accept\n"
+    "s_notquit:\n"
+    STAGE_COMMON("notquit")
+    "  accept\n"
+    "s_vrfy:\n"
+    STAGE_COMMON("vrfy")
+    "  warn    set acl_c1 = $acl_c1$smtp_command$smtp_command\n"
+    "  accept  local_parts = ok\n"
+    "  deny    message = vrfy $local_part $acl_c1\n"
+    "begin routers\n"
+    "bh:\n"
+    "  driver = redirect\n"
+    "  local_parts = ok : user\n"
+    "  data = :blackhole:\n";
+/* clang-format on */
 
 struct fuzz_harness {
     pthread_mutex_t lock;
@@ -333,13 +297,30 @@ static void fuzz_check_replies(const struct session *s)
     }
 }
 
+/* Carry the session through commits and ACL delays, as a worker and the delay thread
+ * would (a delay ends at once here), until it waits for input or closes. */
+static enum session_action fuzz_settle(struct session *s, enum session_action a)
+{
+    for (;;) {
+        if (s->delay_until_ms) {
+            CHECK(s->delay_hold <= s->out.len);
+            a = session_delay_done(s, a);
+            if (a == SESSION_CONTINUE)
+                a = session_process(s);
+        } else if (a == SESSION_WAIT_COMMIT) {
+            a = fuzz_commit(s);
+        } else {
+            CHECK(a != SESSION_WAIT_DELAY);
+            return a;
+        }
+    }
+}
+
 /* One segment as one read(): returns false once the session is closed. */
 static bool fuzz_segment(struct session *s, const uint8_t *p, size_t n)
 {
     buf_append(&s->in, p, n);
-    enum session_action a = session_process(s);
-    while (a == SESSION_WAIT_COMMIT)
-        a = fuzz_commit(s);
+    enum session_action a = fuzz_settle(s, session_process(s));
     fuzz_check_replies(s);
     buf_clear(&s->out);
     fuzz_check_idle_memory(s);
@@ -373,6 +354,8 @@ static struct session *fuzz_session(uint8_t flags)
     struct session *s =
         session_new(cfg, &fuzz_ops, local ? NULL : "192.0.2.7", local ? 0 : 4242, "127.0.0.1", 25);
     s->test_mode = flags & 2;
+    if (flags & 32)
+        s->client_port = 4243; /* the connect ACL delays it */
     if (flags & 4)
         session_set_proxy(s, true, false, false, NULL, 0, NULL, 0, "fuzz timeout");
     else if (flags & 8)
@@ -391,7 +374,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0 || size > 65536)
         return 0;
     struct session *s = fuzz_session(data[0]);
-    bool open = session_start(s) != SESSION_CLOSE;
+    bool open = fuzz_settle(s, session_start(s)) != SESSION_CLOSE;
     buf_clear(&s->out);
     harness.pending = false;
     size_t pos = 1;
