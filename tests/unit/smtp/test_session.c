@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "../test_files.h"
+#include "session_test_env.h"
 
 #include "postern/config.h"
 #include "postern/log.h"
@@ -25,116 +26,42 @@
 
 static char spool_path[256];
 
-static const char *test_config =
-    "primary_hostname = test.example\n"
-    "prdr_enable = true\n"
-    "message_size_limit = 2K\n"
-    "recipients_max = 3\n"
-    "smtp_max_unknown_commands = 2\n"
-    "domainlist local_domains = localhost\n"
-    "acl_smtp_rcpt = rcpt\n"
-    "acl_smtp_data_prdr = prdr\n"
-    "begin acl\n"
-    "rcpt:\n"
-    "  deny    local_parts = blocked\n"
-    "          message = blocked here\n"
-    "  accept  domains = +local_domains\n"
-    "  deny    message = relay not permitted\n"
-    "prdr:\n"
-    "  defer   local_parts = tmp\n"
-    "  deny    local_parts = bad\n"
-    "  accept\n"
-    "begin routers\n"
-    "r:\n"
-    "  driver = redirect\n"
-    "  data = :blackhole:\n";
-
-struct harness {
-    struct config *cfg;
-    struct session *s;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool committed;
-    bool pending;
-    int accepted;
-};
-
-static struct harness *current;
-
-static bool h_input_pending(struct session *s)
-{
-    return current->pending;
-}
-
-static void h_commit_finished(struct session *s)
-{
-    pthread_mutex_lock(&current->lock);
-    current->committed = true;
-    pthread_cond_signal(&current->cond);
-    pthread_mutex_unlock(&current->lock);
-}
-
-static void h_accepted(struct session *s, const char *id)
-{
-    current->accepted++;
-}
-
-static const struct session_ops h_ops = {h_input_pending, h_commit_finished, h_accepted};
+static const char *test_config = "primary_hostname = test.example\n"
+                                 "prdr_enable = true\n"
+                                 "message_size_limit = 2K\n"
+                                 "recipients_max = 3\n"
+                                 "smtp_max_unknown_commands = 2\n"
+                                 "domainlist local_domains = localhost\n"
+                                 "acl_smtp_rcpt = rcpt\n"
+                                 "acl_smtp_data_prdr = prdr\n"
+                                 "begin acl\n"
+                                 "rcpt:\n"
+                                 "  deny    local_parts = blocked\n"
+                                 "          message = blocked here\n"
+                                 "  accept  domains = +local_domains\n"
+                                 "  deny    message = relay not permitted\n"
+                                 "prdr:\n"
+                                 "  defer   local_parts = tmp\n"
+                                 "  deny    local_parts = bad\n"
+                                 "  accept\n"
+                                 "begin routers\n"
+                                 "r:\n"
+                                 "  driver = redirect\n"
+                                 "  data = :blackhole:\n";
 
 static int setup(void **state)
 {
-    static struct harness h;
-    memset(&h, 0, sizeof h);
-    pthread_mutex_init(&h.lock, NULL);
-    pthread_cond_init(&h.cond, NULL);
-    char err[1024];
-    h.cfg = config_load_text(test_config, "<test>", NULL, err, sizeof err);
-    if (!h.cfg)
-        fail_msg("config: %s", err);
-    h.s = session_new(h.cfg, &h_ops, "192.0.2.1", 4321, "127.0.0.1", 25);
-    current = &h;
-    *state = &h;
-    return 0;
+    return session_env_setup(state, test_config);
 }
 
 static int teardown(void **state)
 {
-    struct harness *h = *state;
-    session_free(h->s); /* does not free cfg: the session does not own it here */
-    config_free(h->cfg);
-    return 0;
-}
-
-/* Feed bytes and return everything the session wrote (then clears it). Waits for commits. */
-static const char *feed(struct harness *h, const char *bytes)
-{
-    static char out[65536];
-    buf_append_str(&h->s->in, bytes);
-    enum session_action a = session_process(h->s);
-    while (a == SESSION_WAIT_COMMIT) {
-        if (!session_commit_start(h->s)) {
-            a = session_process(h->s);
-            continue;
-        }
-        pthread_mutex_lock(&h->lock);
-        while (!h->committed)
-            pthread_cond_wait(&h->cond, &h->lock);
-        h->committed = false;
-        pthread_mutex_unlock(&h->lock);
-        a = session_commit_resume(h->s);
-    }
-    snprintf(out, sizeof out, "%s", h->s->out.data ? h->s->out.data : "");
-    buf_clear(&h->s->out);
-    return out;
+    return session_env_teardown(state);
 }
 
 static const char *start(struct harness *h)
 {
-    static char out[4096];
-    session_start(h->s);
-    snprintf(out, sizeof out, "%s", h->s->out.data ? h->s->out.data : "");
-    buf_clear(&h->s->out);
-    return out;
+    return session_env_start(h);
 }
 
 static void test_banner_and_ehlo(void **state)

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "../test_files.h"
+#include "session_test_env.h"
 
 #include "postern/config.h"
 #include "postern/log.h"
@@ -92,94 +93,19 @@ static const char *test_config =
     "  driver = redirect\n"
     "  data = :blackhole:\n";
 
-struct harness {
-    struct config *cfg;
-    struct session *s;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool committed;
-    int accepted;
-};
-
-static struct harness *current;
-
-static bool h_input_pending(struct session *s)
-{
-    return false;
-}
-
-static void h_commit_finished(struct session *s)
-{
-    pthread_mutex_lock(&current->lock);
-    current->committed = true;
-    pthread_cond_signal(&current->cond);
-    pthread_mutex_unlock(&current->lock);
-}
-
-static void h_accepted(struct session *s, const char *id)
-{
-    current->accepted++;
-}
-
-static const struct session_ops h_ops = {h_input_pending, h_commit_finished, h_accepted};
-
 static int setup(void **state)
 {
-    static struct harness h;
-    memset(&h, 0, sizeof h);
-    pthread_mutex_init(&h.lock, NULL);
-    pthread_cond_init(&h.cond, NULL);
-    char err[1024];
-    h.cfg = config_load_text(test_config, "<test>", NULL, err, sizeof err);
-    if (!h.cfg)
-        fail_msg("config: %s", err);
-    h.s = session_new(h.cfg, &h_ops, "192.0.2.1", 4321, "127.0.0.1", 25);
-    current = &h;
-    *state = &h;
-    return 0;
+    return session_env_setup(state, test_config);
 }
 
 static int teardown(void **state)
 {
-    struct harness *h = *state;
-    session_free(h->s);
-    config_free(h->cfg);
-    return 0;
-}
-
-/* Feed bytes as one read; return what the session wrote (then cleared). Waits for commits. */
-static const char *feed_n(struct harness *h, const char *bytes, size_t n)
-{
-    static char out[65536];
-    buf_append(&h->s->in, bytes, n);
-    enum session_action a = session_process(h->s);
-    while (a == SESSION_WAIT_COMMIT) {
-        if (!session_commit_start(h->s)) {
-            a = session_process(h->s);
-            continue;
-        }
-        pthread_mutex_lock(&h->lock);
-        while (!h->committed)
-            pthread_cond_wait(&h->cond, &h->lock);
-        h->committed = false;
-        pthread_mutex_unlock(&h->lock);
-        a = session_commit_resume(h->s);
-    }
-    snprintf(out, sizeof out, "%s", h->s->out.data ? h->s->out.data : "");
-    buf_clear(&h->s->out);
-    return out;
-}
-
-static const char *feed(struct harness *h, const char *bytes)
-{
-    return feed_n(h, bytes, strlen(bytes));
+    return session_env_teardown(state);
 }
 
 static void start(struct harness *h)
 {
-    assert_int_equal(session_start(h->s), SESSION_CONTINUE);
-    assert_true(strncmp(h->s->out.data, "220 ", 4) == 0);
-    buf_clear(&h->s->out);
+    assert_true(strncmp(session_env_start(h), "220 ", 4) == 0);
 }
 
 /* The mainlog holds a line containing `text`. */
@@ -329,10 +255,10 @@ static void max_line_split_at(struct harness *h, size_t at, size_t len, const ch
     memcpy(line + len, "\r\n", 2);
     const char *r1 = feed_n(h, line, at);
     char first[256];
-    snprintf(first, sizeof first, "%s", r1);
+    snprintf(first, sizeof first, "%.255s", r1);
     const char *r2 = feed_n(h, line + at, len + 2 - at);
     char both[512];
-    snprintf(both, sizeof both, "%s%s", first, r2);
+    snprintf(both, sizeof both, "%s%.255s", first, r2);
     if (strcmp(both, expect) != 0)
         fail_msg("line of %zu split at %zu: got \"%s\"", len, at, both);
 }
@@ -363,7 +289,7 @@ static void test_data_after_all_rcpts_discarded(void **state)
     const char *r = feed(h, "Subject: gone\r\n\r\nbody\r\n.\r\n");
     assert_true(strncmp(r, "250 2.0.0 OK id=", 16) == 0);
     char id[SPOOL_ID_LEN + 1];
-    snprintf(id, sizeof id, "%s", r + 16);
+    snprintf(id, sizeof id, "%.*s", SPOOL_ID_LEN, r + 16);
     assert_int_equal(h->accepted, 0);
     assert_int_equal(spool_open_data(id), -1);
     char want[128];
@@ -406,7 +332,7 @@ static void test_added_headers_reach_the_spool(void **state)
     const char *r = feed(h, "Subject: h\r\n\r\nbody\r\n.\r\n");
     assert_true(strncmp(r, "250 2.0.0 OK id=", 16) == 0);
     char id[SPOOL_ID_LEN + 1];
-    snprintf(id, sizeof id, "%s", r + 16);
+    snprintf(id, sizeof id, "%.*s", SPOOL_ID_LEN, r + 16);
     struct arena arena;
     arena_init(&arena, 4096);
     struct spool_envelope env;
