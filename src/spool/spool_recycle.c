@@ -72,8 +72,9 @@ bool spool_recycle_init(char *err, size_t errlen)
             if (de->d_name[0] == '.')
                 continue;
             char path[PATH_MAX];
-            if (pool.count < SPOOL_POOL_MAX && strlen(de->d_name) < SPOOL_POOL_NAME)
-                snprintf(pool.names[pool.count++], SPOOL_POOL_NAME, "%s", de->d_name);
+            size_t len = strlen(de->d_name);
+            if (pool.count < SPOOL_POOL_MAX && len < SPOOL_POOL_NAME)
+                memcpy(pool.names[pool.count++], de->d_name, len + 1);
             else if (pool_path(path, sizeof path, de->d_name))
                 unlink(path);
         }

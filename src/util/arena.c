@@ -5,6 +5,11 @@
  * chunk and starts a new one when it is full (oversized requests get a chunk of their
  * own). Everything is released at once by arena_reset()/arena_delete(). One owner at a
  * time: arenas are never shared between threads without a hand-off.
+ *
+ * Under AddressSanitizer every byte of a chunk that is not part of a live allocation is
+ * poisoned, and each allocation is followed by a poisoned red zone, so a read or write
+ * past the end of an arena string (or into space not handed out yet) is reported as it
+ * would be for malloc'd memory; without it, an over-read inside a chunk is invisible.
  */
 #include "postern/util.h"
 
@@ -20,6 +25,25 @@ struct arena_chunk {
 };
 
 #define ARENA_ALIGN 16u
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_ASAN 1
+#endif
+#endif
+
+#ifdef ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define ARENA_REDZONE ARENA_ALIGN /* poisoned bytes after every allocation */
+#define arena_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define arena_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_REDZONE 0u
+#define arena_poison(p, n) ((void)(p), (void)(n))
+#define arena_unpoison(p, n) ((void)(p), (void)(n))
+#endif
 
 void arena_init(struct arena *arena, size_t chunk_size)
 {
@@ -42,6 +66,7 @@ void arena_reset(struct arena *arena)
     struct arena_chunk *chunk = arena->head;
     while (chunk) {
         struct arena_chunk *next = chunk->next;
+        arena_unpoison(chunk->data, chunk->size);
         free(chunk);
         chunk = next;
     }
@@ -73,6 +98,7 @@ static struct arena_chunk *arena_add_chunk(struct arena *arena, size_t min_size)
         die("out of memory allocating %zu-byte arena chunk", size);
     chunk->size = size;
     chunk->used = 0;
+    arena_poison(chunk->data, size);
     if (min_size > arena->chunk_size / 2 && arena->head) {
         /* A large block: keep the current chunk as head so its free space is not lost. */
         chunk->next = arena->head->next;
@@ -86,13 +112,14 @@ static struct arena_chunk *arena_add_chunk(struct arena *arena, size_t min_size)
 
 void *arena_alloc(struct arena *arena, size_t size)
 {
-    size_t rounded = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size_t rounded = (size + ARENA_REDZONE + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (rounded < size)
         die("arena allocation overflow");
     struct arena_chunk *chunk = arena->head;
     if (!chunk || chunk->size - chunk->used < rounded)
         chunk = arena_add_chunk(arena, rounded);
     void *p = chunk->data + chunk->used;
+    arena_unpoison(p, size);
     chunk->used += rounded;
     arena->total += rounded;
     return p;

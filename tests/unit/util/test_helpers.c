@@ -17,6 +17,17 @@
 
 #include "postern/util.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 static void test_exim_integers(void **state)
 {
     (void)state;
@@ -134,6 +145,37 @@ static void test_misc(void **state)
     }
 }
 
+/* Arena memory: usable exactly as asked for; under ASan the bytes after an allocation and
+ * the chunk space not handed out are poisoned (so over-reads are reported), and a reset
+ * leaves the arena usable. */
+static void test_arena_bounds(void **state)
+{
+    (void)state;
+    struct arena arena;
+    arena_init(&arena, 256);
+    char *a = arena_strdup(&arena, "abcde");
+    char *b = arena_alloc(&arena, 1000); /* bigger than a chunk: a chunk of its own */
+    memset(b, 'x', 1000);
+    char *c = arena_strndup(&arena, "xyz", 3);
+    assert_string_equal(a, "abcde");
+    assert_string_equal(c, "xyz");
+    assert_int_equal((uintptr_t)a % 16, 0);
+    assert_int_equal((uintptr_t)b % 16, 0);
+#ifdef TEST_ASAN
+    assert_false(__asan_address_is_poisoned(a + 5)); /* the NUL */
+    assert_true(__asan_address_is_poisoned(a + 6));  /* one past: red zone */
+    assert_true(__asan_address_is_poisoned(b + 1000));
+    assert_true(__asan_address_is_poisoned(c + 4));
+#endif
+    arena_reset(&arena);
+    char *d = arena_strdup(&arena, "again");
+    assert_string_equal(d, "again");
+#ifdef TEST_ASAN
+    assert_true(__asan_address_is_poisoned(d + 6));
+#endif
+    arena_reset(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_path_check),
         cmocka_unit_test(test_mkdir_and_write),
         cmocka_unit_test(test_misc),
+        cmocka_unit_test(test_arena_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
