@@ -146,10 +146,13 @@ struct session {
     struct session_vars acl_c;  /* heap: the connection's acl_c variables */
     bool enforce_sync;          /* smtp_enforce_sync, changeable by control = */
     bool no_pipelining;         /* control = no_pipelining */
-    bool queue_only;            /* control = queue_only: spool, no immediate delivery */
+    bool queue_only_latched;    /* queue_only_load queued a message of this connection and
+                                   queue_only_load_latch holds the rest back too */
 
     /* the message being received [msg] (pointers into msg_arena unless said otherwise) */
     bool mail_given;
+    bool queue_only; /* control = queue_only: this message waits for a queue run (as Exim's
+                        queue_only_policy, reset with the message) */
     const char *sender;
     bool prdr_requested;
     struct session_rcpt *rcpts;

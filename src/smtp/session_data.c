@@ -43,6 +43,7 @@ void session_reset_message(struct session *s)
         s->commit_writer = NULL;
     }
     s->mail_given = false;
+    s->queue_only = false;
     s->sender = NULL;
     s->prdr_requested = false;
     s->rcpts = NULL;
@@ -423,7 +424,8 @@ enum session_action session_commit_resume(struct session *s)
         session_reply(s, 250, "2.0.0",
                       s->prdr_final[0] ? s->prdr_final
                                        : arena_printf(&s->cmd_arena, "OK id=%s", s->message_id));
-        if (!config_queue_only_now(s->cfg, &s->queue_only) && s->ops && s->ops->message_accepted)
+        bool wait = s->queue_only || config_queue_only_now(s->cfg, &s->queue_only_latched);
+        if (!wait && s->ops && s->ops->message_accepted)
             s->ops->message_accepted(s, s->message_id);
     } else {
         log_write(LOG_MAIN | LOG_PANIC, s->message_id, "spool commit failed: %s",

@@ -441,13 +441,22 @@ static void env_add_header(struct acl_env *env, const char *header)
     buf_append_str(&s->added_headers, "\r\n");
 }
 
+/* control = queue_only acts on the message: only where there is one (as Exim permits it). */
+static bool where_has_message(enum acl_where where)
+{
+    return where == ACL_WHERE_MAIL || where == ACL_WHERE_RCPT || where == ACL_WHERE_PREDATA ||
+           where == ACL_WHERE_DATA || where == ACL_WHERE_DATA_PRDR;
+}
+
 static bool env_control(struct acl_env *env, const char *control, const char **err)
 {
     struct session *s = env_session(env);
-    size_t len = strcspn(control, "/"); /* options after '/' are not used by these */
-    char name[64];
-    snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), control);
-    control = name;
+    if (strchr(control, '/')) {
+        /* literal ones are refused at load; this is one that came out of an expansion */
+        *err = arena_printf(&s->cmd_arena, "control \"%s\": no control takes options here",
+                            control);
+        return false;
+    }
     if (strcmp(control, "no_pipelining") == 0) {
         s->no_pipelining = true;
         return true;
@@ -457,10 +466,17 @@ static bool env_control(struct acl_env *env, const char *control, const char **e
         return true;
     }
     if (strcmp(control, "queue_only") == 0 || strcmp(control, "queue") == 0) {
+        if (!where_has_message(env->where)) {
+            *err = arena_printf(&s->cmd_arena,
+                                "control \"%s\" is permitted only in the MAIL, RCPT, PREDATA, "
+                                "DATA and PRDR ACLs",
+                                control);
+            return false;
+        }
         s->queue_only = true;
         return true;
     }
-    *err = arena_printf(&s->cmd_arena, "control \"%s\" is not supported", name);
+    *err = arena_printf(&s->cmd_arena, "control \"%s\" is not supported", control);
     return false;
 }
 

@@ -26,28 +26,38 @@
 
 static char spool_path[256];
 
-static const char *test_config = "primary_hostname = test.example\n"
-                                 "prdr_enable = true\n"
-                                 "message_size_limit = 2K\n"
-                                 "recipients_max = 3\n"
-                                 "smtp_max_unknown_commands = 2\n"
-                                 "domainlist local_domains = localhost\n"
-                                 "acl_smtp_rcpt = rcpt\n"
-                                 "acl_smtp_data_prdr = prdr\n"
-                                 "begin acl\n"
-                                 "rcpt:\n"
-                                 "  deny    local_parts = blocked\n"
-                                 "          message = blocked here\n"
-                                 "  accept  domains = +local_domains\n"
-                                 "  deny    message = relay not permitted\n"
-                                 "prdr:\n"
-                                 "  defer   local_parts = tmp\n"
-                                 "  deny    local_parts = bad\n"
-                                 "  accept\n"
-                                 "begin routers\n"
-                                 "r:\n"
-                                 "  driver = redirect\n"
-                                 "  data = :blackhole:\n";
+/* clang-format off */
+static const char *test_config =
+    "primary_hostname = test.example\n"
+    "prdr_enable = true\n"
+    "message_size_limit = 2K\n"
+    "recipients_max = 3\n"
+    "smtp_max_unknown_commands = 2\n"
+    "domainlist local_domains = localhost\n"
+    "acl_smtp_helo = helo\n"
+    "acl_smtp_rcpt = rcpt\n"
+    "acl_smtp_data_prdr = prdr\n"
+    "begin acl\n"
+    "helo:\n"
+    "  accept  condition = ${if eq{$sender_helo_name}{queue}}\n"
+    "          control = queue_only\n"
+    "  accept\n"
+    "rcpt:\n"
+    "  warn    local_parts = queued\n"
+    "          control = queue_only\n"
+    "  deny    local_parts = blocked\n"
+    "          message = blocked here\n"
+    "  accept  domains = +local_domains\n"
+    "  deny    message = relay not permitted\n"
+    "prdr:\n"
+    "  defer   local_parts = tmp\n"
+    "  deny    local_parts = bad\n"
+    "  accept\n"
+    "begin routers\n"
+    "r:\n"
+    "  driver = redirect\n"
+    "  data = :blackhole:\n";
+/* clang-format on */
 
 static int setup(void **state)
 {
@@ -62,6 +72,23 @@ static int teardown(void **state)
 static const char *start(struct harness *h)
 {
     return session_env_start(h);
+}
+
+/* control = queue_only holds back the current message only, and only where there is one. */
+static void test_control_queue_only_is_per_message(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO c\r\n");
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<queued@localhost>\r\nDATA\r\n");
+    assert_true(strncmp(feed(h, "Subject: q\r\n\r\nbody\r\n.\r\n"), "250 2.0.0 OK id=", 16) == 0);
+    assert_int_equal(h->accepted, 0); /* spooled, not handed to delivery */
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    assert_true(strncmp(feed(h, "Subject: n\r\n\r\nbody\r\n.\r\n"), "250 2.0.0 OK id=", 16) == 0);
+    assert_int_equal(h->accepted, 1); /* the next message is delivered at once */
+    /* in the HELO ACL there is no message to queue: an ACL error, not a silent no-op */
+    assert_string_equal(feed(h, "EHLO queue\r\n"),
+                        "451 Temporary local problem - please try later\r\n");
 }
 
 static void test_banner_and_ehlo(void **state)
@@ -252,6 +279,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_banner_and_ehlo),
+        T(test_control_queue_only_is_per_message),
         T(test_message_is_spooled),
         T(test_rejections),
         T(test_too_big_after_data),
