@@ -37,7 +37,12 @@ static const char *test_config =
     "acl_smtp_helo = helo\n"
     "acl_smtp_rcpt = rcpt\n"
     "acl_smtp_data_prdr = prdr\n"
+    "acl_smtp_quit = quit\n"
     "begin acl\n"
+    "quit:\n"
+    "  accept  condition = ${if eq{$sender_helo_name}{polite}}\n"
+    "          message = $primary_hostname says goodbye\n"
+    "  accept\n"
     "helo:\n"
     "  accept  condition = ${if eq{$sender_helo_name}{queue}}\n"
     "          control = queue_only\n"
@@ -89,6 +94,15 @@ static void test_control_queue_only_is_per_message(void **state)
     /* in the HELO ACL there is no message to queue: an ACL error, not a silent no-op */
     assert_string_equal(feed(h, "EHLO queue\r\n"),
                         "451 Temporary local problem - please try later\r\n");
+}
+
+/* The QUIT ACL's message is the 221 text, as in Exim; without one, the usual text. */
+static void test_quit_acl_message(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO polite\r\n");
+    assert_string_equal(feed(h, "QUIT\r\n"), "221 2.0.0 test.example says goodbye\r\n");
 }
 
 static void test_banner_and_ehlo(void **state)
@@ -280,6 +294,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_banner_and_ehlo),
         T(test_control_queue_only_is_per_message),
+        T(test_quit_acl_message),
         T(test_message_is_spooled),
         T(test_rejections),
         T(test_too_big_after_data),
