@@ -510,6 +510,13 @@ static char *file_line_clean(char *line, enum conf_list_kind kind)
 FILE *expand_open_regular_file(struct arena *arena, const char *path, const char *purpose,
                                const char **err)
 {
+    /* The path may have been built from message data ($local_part, $domain): never let it
+     * climb out of the directory the configuration names. */
+    const char *why = NULL;
+    if (!fs_path_check(path, &why)) {
+        *err = arena_printf(arena, "refusing to open %s %s: %s", path, purpose, why);
+        return NULL;
+    }
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         *err = arena_printf(arena, "failed to open %s %s: %s", path, purpose, strerror(errno));

@@ -637,6 +637,12 @@ static void test_lookup_item(void **state)
                  "unknown lookup type \"nosuchdb\"");
     check_status(f, "${lookup lsearch{/etc/hosts}}", EXPAND_FAIL, "missing {key}");
     check_status(f, "${lookup{x}lsearch{relative/file}}", EXPAND_FAIL, "absolute path");
+    /* a path that climbs (as one built from a local part "../x" would) is refused, even
+     * though it names the same, existing file */
+    const char *dir_name = strrchr(f->dir, '/') + 1;
+    in = arena_printf(&f->arena, "${lookup{postmaster}lsearch{%s/../%s%s}}", f->dir, dir_name,
+                      strrchr(file, '/'));
+    check_status(f, in, EXPAND_FAIL, "refusing to open");
 }
 
 static void test_wild_and_ip_lookups(void **state)
