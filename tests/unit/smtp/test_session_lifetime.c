@@ -65,18 +65,24 @@ static const char *test_config =
     "  accept\n"
     "mail:\n"
     "  warn   add_header = X-Mail: $sender_address\n"
+    "         add_header = :after_received:X-After-1: mail\n"
     "  deny   senders = deny@example.org\n"
     "         message = no sender <$smtp_command>\n"
     "  accept\n"
     "rcpt:\n"
     "  warn    add_header = X-Rcpt: $local_part\n"
+    "          add_header = :AT_START_RFC: X-Rfc-1: rcpt\n"
     "  discard local_parts = discard\n"
     "  accept  domains = +local_domains\n"
     "predata:\n"
     "  warn   add_header = :at_start:X-Predata: $recipients_count\n"
+    "         add_header = :at_start_rfc:X-Rfc-2: predata\n"
     "  accept\n"
     "data:\n"
     "  warn   add_header = X-Data: $message_size\\n\\tcontinued\n"
+    "         add_header = :after_received:X-After-2: data\\n:at_start:X-Start-2: data\n"
+    "         add_header = :bogus:X-Unknown: 1\n"
+    "         add_header = :at_end:X-End: data\n"
     "  accept\n"
     "quit:\n"
     "  warn   logwrite = quit-acl saw <$smtp_command> m0=<$acl_m0>\n"
@@ -323,13 +329,39 @@ static void read_message_in_steps(const struct spool_envelope *env, size_t step,
         fail_msg("reading %zu bytes at a time gave %zu bytes, want %zu", step, len, expect_len);
 }
 
+/* The message as delivered: -D with each group of added lines at its offset. */
+static int insert_groups(const struct spool_envelope *env, const char *data, size_t dlen, char *out,
+                         size_t cap)
+{
+    size_t len = 0, from = 0;
+    for (int i = 0; i <= env->added_header_groups; i++) {
+        size_t at = i < env->added_header_groups ? (size_t)env->added_headers[i].at : dlen;
+        const char *text = i < env->added_header_groups ? env->added_headers[i].text : "";
+        assert_true(at >= from && at <= dlen && len + (at - from) + strlen(text) < cap);
+        memcpy(out + len, data + from, at - from);
+        len += at - from;
+        memcpy(out + len, text, strlen(text));
+        len += strlen(text);
+        from = at;
+    }
+    return (int)len;
+}
+
+/* Every placement, with a client that sends Received: (one continued), Resent- and other
+ * header lines: each group goes where Exim puts it, and reads back whole in any step. */
 static void test_added_headers_reach_the_spool(void **state)
 {
     struct harness *h = *state;
     start(h);
     feed(h, "EHLO client\r\n");
     feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
-    const char *r = feed(h, "Subject: h\r\n\r\nbody\r\n.\r\n");
+    const char *client = "Received: from a by b;\r\n\tMon, 7 Dec 2026 04:00:00 +0000\n"
+                         "Received: from c by d; Mon, 7 Dec 2026 03:59:00 +0000\r\n"
+                         "Resent-From: r@example.org\r\n"
+                         "Subject: h\r\n"
+                         "Received: late, not at the top\r\n"
+                         "\r\nbody\r\n";
+    const char *r = feed(h, arena_printf(&h->s->conn_arena, "%s.\r\n", client));
     assert_true(strncmp(r, "250 2.0.0 OK id=", 16) == 0);
     char id[SPOOL_ID_LEN + 1];
     snprintf(id, sizeof id, "%.*s", SPOOL_ID_LEN, r + 16);
@@ -338,23 +370,39 @@ static void test_added_headers_reach_the_spool(void **state)
     struct spool_envelope env;
     char err[256];
     assert_true(spool_read_envelope(&arena, id, &env, err, sizeof err));
-    const char *want = "X-Mail: a@example.org\r\nX-Rcpt: u\r\nX-Predata: 1\r\nX-Data: ";
-    assert_true(strncmp(env.added_headers, want, strlen(want)) == 0);
-    size_t n = strlen(env.added_headers);
-    assert_true(n > 14 && strcmp(env.added_headers + n - 14, "\r\n\tcontinued\r\n") == 0);
-    /* the message as delivered: -D with the lines after our Received:, whatever the
-     * size of the reads */
     int fd = spool_open_data(id);
     assert_true(fd >= 0);
     char data[4096];
-    ssize_t dlen = read(fd, data, sizeof data);
+    ssize_t dlen = read(fd, data, sizeof data - 1);
     close(fd);
-    assert_true(dlen > 0 && env.added_headers_at > 0 && env.added_headers_at < dlen);
-    assert_true(strncmp(data + env.added_headers_at, "Subject: h\r\n", 12) == 0);
+    assert_true(dlen > 0);
+    data[dlen] = '\0';
+    const char *resent = strstr(data, "Resent-From:"), *subject = strstr(data, "Subject: h");
+    const char *blank = strstr(data, "\r\n\r\n");
+    assert_non_null(resent);
+    assert_non_null(subject);
+    assert_non_null(blank);
+    /* at the start, after the Received: block (the client's two after ours), after the
+     * Resent- lines, at the end: the first three each before the ones added earlier */
+    assert_int_equal(env.added_header_groups, 4);
+    assert_int_equal(env.added_headers[0].at, 0);
+    assert_string_equal(env.added_headers[0].text, "X-Start-2: data\r\nX-Predata: 1\r\n");
+    assert_int_equal(env.added_headers[1].at, resent - data);
+    assert_string_equal(env.added_headers[1].text, "X-After-2: data\r\nX-After-1: mail\r\n");
+    assert_int_equal(env.added_headers[2].at, subject - data);
+    assert_string_equal(env.added_headers[2].text, "X-Rfc-2: predata\r\nX-Rfc-1: rcpt\r\n");
+    assert_int_equal(env.added_headers[3].at, blank + 2 - data);
+    const char *end = env.added_headers[3].text;
+    const char *want = "X-Mail: a@example.org\r\nX-Rcpt: u\r\nX-Data: ";
+    const char *tail = "\r\n\tcontinued\r\nX-ACL-Warn: :bogus:X-Unknown: 1\r\nX-End: data\r\n";
+    assert_true(strncmp(end, want, strlen(want)) == 0);
+    assert_true(strlen(end) > strlen(tail) && strcmp(end + strlen(end) - strlen(tail), tail) == 0);
+    /* our Received: comes first in -D, the client's lines follow it unchanged */
+    const char *theirs = strstr(data, "Received: from a by b;\r\n");
+    assert_true(strncmp(data, "Received: ", 10) == 0 && theirs && theirs > data);
+    assert_non_null(strstr(data, "\r\n\tMon, 7 Dec 2026 04:00:00 +0000\r\nReceived: from c"));
     char expect[8192];
-    int elen = snprintf(expect, sizeof expect, "%.*s%s%.*s", (int)env.added_headers_at, data,
-                        env.added_headers, (int)(dlen - env.added_headers_at),
-                        data + env.added_headers_at);
+    int elen = insert_groups(&env, data, (size_t)dlen, expect, sizeof expect);
     for (size_t step = 1; step <= 7; step++)
         read_message_in_steps(&env, step, expect, (size_t)elen);
     read_message_in_steps(&env, 65536, expect, (size_t)elen);
