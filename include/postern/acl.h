@@ -44,7 +44,7 @@ enum acl_verify_what { ACL_VERIFY_RECIPIENT, ACL_VERIFY_SENDER, ACL_VERIFY_HELO 
 struct acl_env {
     struct expand_ctx exp; /* variables come from exp.var; arena = session/message arena */
     enum acl_where where;
-    bool authenticated;           /* for the "authenticated" condition: no AUTH yet => false */
+    bool authenticated;    /* for the "authenticated" condition: no AUTH yet => false */
     const char *authenticated_id; /* matched by "authenticated = list" */
 
     /* verify = recipient/sender/helo: return MATCH_YES/NO/DEFER; *reason may be set. */

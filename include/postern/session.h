@@ -48,11 +48,11 @@ enum session_state {
 };
 
 enum session_action {
-    SESSION_CONTINUE,    /* wait for more input (after flushing s->out) */
-    SESSION_WAIT_COMMIT, /* do not read; the committer will call session_commit_done */
-    SESSION_CLOSE,       /* flush s->out, then close */
-    SESSION_WAIT_DELAY,  /* an ACL said "delay =": send s->out up to delay_hold, wait until
-                            delay_until_ms, call session_delay_done, then carry on */
+    SESSION_CONTINUE,      /* wait for more input (after flushing s->out) */
+    SESSION_WAIT_COMMIT,   /* do not read; the committer will call session_commit_done */
+    SESSION_CLOSE,         /* flush s->out, then close */
+    SESSION_WAIT_DELAY,    /* an ACL said "delay =": send s->out up to delay_hold, wait until
+                              delay_until_ms, call session_delay_done, then carry on */
 };
 
 /* How the session reaches the world outside its buffers. */

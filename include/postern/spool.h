@@ -6,10 +6,9 @@
  * Durability contract: spool_commit_submit() calls `done` only after the message's -D
  * and -H files have been fdatasync'ed (or, for a batch, the spool's filesystem syncfs'ed),
  * the -H file renamed into place and the input directory fsync'ed. A message is visible
- * to the queue (an "<id>-H" file exists) only once complete. Commits from many sessions are grouped
- * by one committer thread: it takes every pending commit, syncs them together, and calls each
- * `done` (from the committer thread). A lone message is committed at once, without waiting for
- * company.
+ * to the queue (an "<id>-H" file exists) only once complete. Commits from many sessions are grouped by one committer thread: it takes
+ * every pending commit, syncs them together, and calls each `done` (from the committer
+ * thread). A lone message is committed at once, without waiting for company.
  *
  * Threads: spool_message_begin/spool_data_write/spool_commit_submit from workers; the
  * committer thread internally; reading and journal functions from delivery threads.
@@ -39,32 +38,32 @@ struct spool_header_group {
 };
 
 struct spool_recipient {
-    const char *address; /* as accepted (local@domain) */
-    bool done;           /* delivered or failed permanently (from the -J journal) */
+    const char *address;  /* as accepted (local@domain) */
+    bool done;            /* delivered or failed permanently (from the -J journal) */
 };
 
 /* The envelope as stored in -H. Strings are arena-owned. */
 struct spool_envelope {
     char id[SPOOL_ID_LEN + 1];
-    const char *sender;       /* "" for the null sender */
-    int64_t received_time;    /* unix seconds */
-    int64_t size;             /* bytes of -D (header + body) */
-    const char *host_address; /* "" for local submission */
+    const char *sender;          /* "" for the null sender */
+    int64_t received_time;       /* unix seconds */
+    int64_t size;                /* bytes of -D (header + body) */
+    const char *host_address;    /* "" for local submission */
     int host_port;
-    const char *host_name; /* may be "" */
+    const char *host_name;       /* may be "" */
     const char *helo_name;
-    const char *protocol;      /* smtp, esmtp, esmtps, local-smtp, ... */
-    const char *proxy_address; /* "" when not proxied */
+    const char *protocol;        /* smtp, esmtp, esmtps, local-smtp, ... */
+    const char *proxy_address;   /* "" when not proxied */
     const char *interface_address;
     int interface_port;
     bool prdr;
     int recipient_count;
     struct spool_recipient *recipients;
-    int added_header_groups; /* header lines added by ACLs, stored in -H and inserted into
-                                -D's text at delivery (spool_message_open): groups in
-                                order of offset (equal offsets: in this order) */
+    int added_header_groups;     /* header lines added by ACLs, stored in -H and inserted
+                                    into -D's text at delivery (spool_message_open): groups
+                                    in order of offset (equal offsets: in this order) */
     struct spool_header_group added_headers[SPOOL_HEADER_GROUPS];
-    int acl_var_count; /* acl_m* variables carried to delivery */
+    int acl_var_count;           /* acl_m* variables carried to delivery */
     const char **acl_var_names;
     const char **acl_var_values;
 };
@@ -114,9 +113,9 @@ bool spool_commit_wait(struct spool_writer *w, const struct spool_envelope *env,
                        size_t errlen);
 
 /* ---- reading and delivery bookkeeping (delivery threads) ---- */
-bool spool_read_envelope(struct arena *arena, const char *id, struct spool_envelope *env, char *err,
-                         size_t errlen); /* applies the -J journal to .done */
-int spool_open_data(const char *id);     /* read-only fd of -D, or -1 */
+bool spool_read_envelope(struct arena *arena, const char *id, struct spool_envelope *env,
+                         char *err, size_t errlen); /* applies the -J journal to .done */
+int spool_open_data(const char *id); /* read-only fd of -D, or -1 */
 
 /* The message as delivered: -D with each group of the envelope's ACL-added header lines
  * inserted at its offset, streamed. Everything that hands the message on (transports,

@@ -585,10 +585,10 @@ static enum session_action cmd_quit(struct session *s)
     if (!s->proxy_failed && s->cfg->acl_smtp_quit)
         session_run_acl(s, ACL_WHERE_QUIT, s->cfg->acl_smtp_quit, &user_msg, &log_msg);
     /* As in Exim, the QUIT ACL's result changes nothing, but its message is the 221 text. */
-    session_reply(
-        s, 221, "2.0.0",
-        user_msg ? user_msg
-                 : arena_printf(&s->cmd_arena, "%s closing connection", s->cfg->primary_hostname));
+    session_reply(s, 221, "2.0.0",
+                  user_msg ? user_msg
+                           : arena_printf(&s->cmd_arena, "%s closing connection",
+                                          s->cfg->primary_hostname));
     if (s->cfg->log_flags & LOG_SEL_SMTP_CONNECTION)
         log_write(LOG_MAIN, NULL, "SMTP connection from %s closed by QUIT",
                   session_host_id(s, &s->cmd_arena));
