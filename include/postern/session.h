@@ -107,7 +107,8 @@ struct session_hdrscan {
                              other header line */
     int64_t header_end;   /* end of the header section (before its blank line; the end of
                              the data when there is none) */
-    unsigned char stage;  /* which of those the scan is still extending (SESSION_HDRSCAN_*) */
+    unsigned char stage;  /* which of those the scan is still extending (its enum is
+                             private to session_hdrscan.c) */
     unsigned char field;  /* the block the last header field belongs to (its continuation
                              lines go with it) */
     unsigned char line;   /* the block the line being stored belongs to */

@@ -410,6 +410,92 @@ static void test_added_headers_reach_the_spool(void **state)
     spool_remove(id);
 }
 
+/* -D of a message, whole (malloc'd, NUL-terminated). */
+static char *read_data_file(const char *id, size_t *len)
+{
+    int fd = spool_open_data(id);
+    assert_true(fd >= 0);
+    size_t cap = 1 << 20;
+    char *data = malloc(cap);
+    assert_non_null(data);
+    ssize_t n;
+    *len = 0;
+    while ((n = read(fd, data + *len, cap - 1 - *len)) > 0)
+        *len += (size_t)n;
+    close(fd);
+    data[*len] = '\0';
+    return data;
+}
+
+/* Send `head` (in two reads, cut at `cut` when it is not 0: a line longer than the
+ * partial-flush size then reaches the spool in pieces) and `rest`; check that -D holds
+ * at the :after_received:, :at_start_rfc: and end-of-header offsets the text in want[]
+ * ("" for the end of -D). */
+static void check_landmarks(struct harness *h, const char *head, size_t cut,
+                            const char *const want[3])
+{
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    if (cut)
+        assert_string_equal(feed_n(h, head, cut), "");
+    const char *r = feed(h, head + cut);
+    if (strncmp(r, "250 2.0.0 OK id=", 16) != 0)
+        fail_msg("message \"%.30s\" got \"%s\"", head, r);
+    char id[SPOOL_ID_LEN + 1], err[256];
+    snprintf(id, sizeof id, "%.*s", SPOOL_ID_LEN, r + 16);
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct spool_envelope env;
+    assert_true(spool_read_envelope(&arena, id, &env, err, sizeof err));
+    size_t dlen;
+    char *data = read_data_file(id, &dlen);
+    assert_int_equal(env.added_header_groups, 4);
+    for (int i = 0; i < 3; i++) {
+        int64_t at = env.added_headers[i + 1].at;
+        assert_true(at > 0 && (size_t)at <= dlen);
+        if (strncmp(data + at, want[i], strlen(want[i])) != 0 ||
+            (!want[i][0] && (size_t)at != dlen))
+            fail_msg("placement %d: at %lld of %zu, \"%.20s\", want \"%s\"", i + 1, (long long)at,
+                     dlen, data + at, want[i]);
+    }
+    free(data);
+    arena_reset(&arena);
+    spool_remove(id);
+}
+
+/* The landmarks in odd header sections: Resent- before Received:, no blank line, no
+ * header, bare LF line ends, dot-stuffing, and header lines long enough to be stored in
+ * pieces. */
+static void test_placement_landmarks(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    const char *const resent_first[] = {"Resent-Date: x", "Subject: s", "\r\nb"};
+    check_landmarks(h, "Resent-Date: x\r\nReceived: y\r\nSubject: s\r\n\r\nb\r\n.\r\n", 0,
+                    resent_first);
+    const char *const no_blank[] = {"Subject: s", "Subject: s", ""};
+    check_landmarks(h, "Subject: s\r\n.\r\n", 0, no_blank);
+    const char *const no_header[] = {"just text", "just text", "just text"};
+    check_landmarks(h, "just text\r\nSubject: no\r\n\r\nx\r\n.\r\n", 0, no_header);
+    const char *const empty_header[] = {"\r\nbody", "\r\nbody", "\r\nbody"};
+    check_landmarks(h, "\r\nbody\r\n.\r\n", 0, empty_header);
+    const char *const bare_lf[] = {"Resent-To: r", "Subject: s", "\r\nbody"};
+    check_landmarks(h, "Received: a\n\tb\nResent-To: r\nSubject: s\n\nbody\r\n.\r\n", 0, bare_lf);
+    const char *const stuffed[] = {".Received: z", ".Received: z", "\r\n..b"};
+    check_landmarks(h, "Received: a\r\n..Received: z\r\n\r\n...b\r\n.\r\n", 0, stuffed);
+    /* a Received: line of 100000 bytes, its first 70000 in one read (stored before its
+     * end arrives), and a long Subject: */
+    size_t big = 100000;
+    char *head = malloc(3 * big);
+    assert_non_null(head);
+    int n = snprintf(head, 3 * big, "Received: %0*d\r\nSubject: %0*d\r\n\r\nbody\r\n.\r\n",
+                     (int)big, 0, (int)big, 0);
+    assert_true(n > 0 && (size_t)n < 3 * big);
+    const char *const long_lines[] = {"Subject: 000", "Subject: 000", "\r\nbody"};
+    check_landmarks(h, head, 70000, long_lines);
+    free(head);
+}
+
 /* -bh: a multi-line added header is traced on one line, its newline escaped. */
 static void test_trace_keeps_reply_framing(void **state)
 {
@@ -454,6 +540,7 @@ int main(void)
         T(test_acl_m_reset_points),
         T(test_memory_bounded_over_100000_cycles),
         T(test_overlong_line_continues),
+        T(test_placement_landmarks),
         T(test_max_line_at_every_split),
         T(test_data_after_all_rcpts_discarded),
         T(test_added_headers_reach_the_spool),
