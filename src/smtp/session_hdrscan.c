@@ -45,7 +45,7 @@ static unsigned char hdrscan_block(const struct session_hdrscan *h, const char *
     unsigned char block = HS_OTHER;
     if (name == 8 && strncasecmp(p, "Received", 8) == 0)
         block = HS_RECEIVED;
-    else if (name > 7 && strncasecmp(p, "Resent-", 7) == 0)
+    else if (name >= 7 && strncasecmp(p, "Resent-", 7) == 0)
         block = HS_RFC;
     return block < h->stage ? h->stage : block; /* a block once left stays left */
 }
