@@ -57,8 +57,8 @@ struct acl_env {
      * timestamp: warn lines already carry "H=name [ip] Warning: ". */
     void (*log)(struct acl_env *env, char which, const char *text);
     /* add_header: one header line, without the trailing CRLF (continuation lines joined
-     * with "\n"); it may start with Exim's placement prefix ":at_start:",
-     * ":after_received:", ":at_start_rfc:" or ":at_end:" */
+     * with "\n"); it may start with one of Exim's placement prefixes (see
+     * acl_header_place), which the callee reads with acl_header_place() */
     void (*add_header)(struct acl_env *env, const char *header);
     /* control = name[/opts]: false + *err if not valid here */
     bool (*control)(struct acl_env *env, const char *control, const char **err);
@@ -74,6 +74,21 @@ struct acl_env {
 };
 
 /* Compile cfg->tree.acls into cfg->acls. Unknown words => false, err "file:line: ...". */
+/* Where add_header puts a line in the message's header section (Exim's placements):
+ * before everything, after the first block of Received: lines, after the leading
+ * Received:/Resent-* lines (before the first other header), or at the end (the default). */
+enum acl_header_place {
+    ACL_HEADER_AT_START,       /* ":at_start:" */
+    ACL_HEADER_AFTER_RECEIVED, /* ":after_received:" */
+    ACL_HEADER_AT_START_RFC,   /* ":at_start_rfc:" */
+    ACL_HEADER_AT_END,         /* ":at_end:", and a line without a known prefix */
+    ACL_HEADER_PLACES
+};
+/* The placement prefix of an add_header line, matched without regard to case as Exim
+ * does; returns the bytes to skip (the prefix and the blanks after it), 0 when the line
+ * has no known prefix (*place is then ACL_HEADER_AT_END). Pure. */
+size_t acl_header_place(const char *line, enum acl_header_place *place);
+
 bool acl_compile(struct config *cfg, char *err, size_t errlen);
 
 /*

@@ -97,6 +97,30 @@ struct session_vars {
  * dropped, the message itself goes on). */
 #define SESSION_ADDED_HEADERS_MAX (64 * 1024)
 
+/* The landmarks of a message's header section, found line by line as DATA is stored
+ * (session_hdrscan.c, pure): where add_header's placements go. Offsets are in -D, whose
+ * first lines are our Received: header. Lifetime [msg]. */
+struct session_hdrscan {
+    int64_t received_end; /* end of the first block of Received: lines (ours, then any at
+                             the top of the client's header) */
+    int64_t rfc_end;      /* end of the leading Received:/Resent-* lines: before the first
+                             other header line */
+    int64_t header_end;   /* end of the header section (before its blank line; the end of
+                             the data when there is none) */
+    unsigned char stage;  /* which of those the scan is still extending (its enum is
+                             private to session_hdrscan.c) */
+    unsigned char field;  /* the block the last header field belongs to (its continuation
+                             lines go with it) */
+    unsigned char line;   /* the block the line being stored belongs to */
+};
+/* Start after our own Received: header of `received_len` bytes. */
+void session_hdrscan_start(struct session_hdrscan *h, int64_t received_len);
+/* A line (or the first part of a long one) begins with these bytes, dot-unstuffed and
+ * without its line end; n == 0 only for a complete empty line. */
+void session_hdrscan_line_begin(struct session_hdrscan *h, const char *p, size_t n);
+/* The line just stored ended at offset `at` in -D (after its CRLF). */
+void session_hdrscan_line_end(struct session_hdrscan *h, int64_t at);
+
 struct session {
     const struct config *cfg;      /* [conn] borrowed, see above */
     const struct session_ops *ops; /* [conn] */
@@ -163,12 +187,16 @@ struct session {
     const char *rcpt_pending_address; /* [cmd] during the RCPT/VRFY ACL (cmd_arena) */
     struct session_vars acl_m;        /* heap: the message's acl_m variables; cleared with the
                                          message (end of message, MAIL, RSET, HELO/EHLO) */
-    struct buf added_headers;         /* heap: add_header lines ("Name: value\r\n"...), at most
-                                         SESSION_ADDED_HEADERS_MAX bytes */
+    struct buf added_headers[ACL_HEADER_PLACES]; /* heap: add_header lines ("Name: value\r\n"
+                                         ...) by placement, in delivery order; at most
+                                         SESSION_ADDED_HEADERS_MAX bytes in all; freed with
+                                         the message */
     char message_id[SPOOL_ID_LEN + 1];
     struct spool_writer *writer;
-    int64_t message_size;        /* bytes received in DATA so far (after unstuffing) */
-    int64_t received_header_len; /* bytes of our Received: header at the start of -D */
+    int64_t message_size;           /* bytes received in DATA so far (after unstuffing) */
+    int64_t received_header_len;    /* bytes of our Received: header at the start of -D */
+    struct session_hdrscan hdrscan; /* where the header section's landmarks are in -D, found
+                                       as DATA is stored (for add_header's placements) */
     bool data_too_big;
     bool data_write_failed;
     bool data_line_start; /* next byte starts a line */

@@ -29,6 +29,14 @@
 void spool_new_id(char id[SPOOL_ID_LEN + 1]);
 bool spool_id_valid(const char *id);
 
+/* Header lines added by ACLs, to go into -D's text at one offset (add_header's placements:
+ * at most one group per placement, SPOOL_HEADER_GROUPS in all). */
+#define SPOOL_HEADER_GROUPS 4
+struct spool_header_group {
+    int64_t at;       /* the offset in -D before which they go */
+    const char *text; /* the CRLF-terminated lines, not "" (owned as the envelope's strings) */
+};
+
 struct spool_recipient {
     const char *address;  /* as accepted (local@domain) */
     bool done;            /* delivered or failed permanently (from the -J journal) */
@@ -51,10 +59,10 @@ struct spool_envelope {
     bool prdr;
     int recipient_count;
     struct spool_recipient *recipients;
-    const char *added_headers;   /* header lines added by ACLs (CRLF-terminated, may be "" or
-                                    NULL): stored in -H, inserted into -D's text at delivery
-                                    (spool_message_open) */
-    int64_t added_headers_at;    /* where: the offset in -D after our Received: header */
+    int added_header_groups;     /* header lines added by ACLs, stored in -H and inserted
+                                    into -D's text at delivery (spool_message_open): groups
+                                    in order of offset (equal offsets: in this order) */
+    struct spool_header_group added_headers[SPOOL_HEADER_GROUPS];
     int acl_var_count;           /* acl_m* variables carried to delivery */
     const char **acl_var_names;
     const char **acl_var_values;
@@ -109,16 +117,17 @@ bool spool_read_envelope(struct arena *arena, const char *id, struct spool_envel
                          char *err, size_t errlen); /* applies the -J journal to .done */
 int spool_open_data(const char *id); /* read-only fd of -D, or -1 */
 
-/* The message as delivered: -D with the envelope's ACL-added header lines inserted at
- * env->added_headers_at (after our Received:). Everything that hands the message on
- * (transports, bounces) reads it through this. env must outlive the reader. */
+/* The message as delivered: -D with each group of the envelope's ACL-added header lines
+ * inserted at its offset, streamed. Everything that hands the message on (transports,
+ * bounces) reads it through this. env must outlive the reader. */
 struct spool_message_reader {
-    int fd;                /* -D, read-only */
-    const char *headers;   /* env->added_headers */
-    size_t headers_len;
-    size_t headers_done;   /* bytes of headers already returned */
-    int64_t at;            /* offset in -D where the headers go */
-    int64_t data_done;     /* bytes of -D already returned */
+    int fd;                                  /* -D, read-only */
+    const struct spool_header_group *groups; /* env->added_headers (env owns them) */
+    int group_count;
+    int group;         /* the group now being returned or waited for */
+    size_t group_len;  /* bytes of its text */
+    size_t group_done; /* of which already returned */
+    int64_t data_done; /* bytes of -D already returned */
 };
 bool spool_message_open(struct spool_message_reader *r, const struct spool_envelope *env);
 /* Like read(2): bytes into buf, 0 at the end, -1 with errno on error. */

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define ACL_MAX_DEPTH 20 /* nested "acl =" calls: only catches loops, as in Exim */
 
@@ -475,16 +476,38 @@ static bool acl_header_valid(const char *line)
     return p > line && *p == ':';
 }
 
-/* One header line, keeping an ":at_start:"-style placement prefix for the caller. */
+size_t acl_header_place(const char *line, enum acl_header_place *place)
+{
+    static const struct {
+        const char *prefix;
+        enum acl_header_place place;
+    } places[] = {{":at_start:", ACL_HEADER_AT_START},
+                  {":after_received:", ACL_HEADER_AFTER_RECEIVED},
+                  {":at_start_rfc:", ACL_HEADER_AT_START_RFC},
+                  {":at_end:", ACL_HEADER_AT_END}};
+    *place = ACL_HEADER_AT_END;
+    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
+        size_t n = strlen(places[i].prefix);
+        if (strncasecmp(line, places[i].prefix, n) != 0)
+            continue;
+        *place = places[i].place;
+        while (line[n] == ' ' || line[n] == '\t')
+            n++;
+        return n;
+    }
+    return 0;
+}
+
+/* One header line, keeping its placement prefix for the caller. An unknown ":word:" is
+ * no placement: the line goes at the end, as in Exim (and gets "X-ACL-Warn: ", having no
+ * header name). */
 static void acl_add_one_header(struct acl_run *run, const char *line, size_t len)
 {
-    static const char *const places[] = {
-        ":at_start:", ":after_received:", ":at_start_rfc:", ":at_end:"};
     struct arena *arena = run->env->exp.arena;
-    size_t plen = 0;
-    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++)
-        if (strncmp(line, places[i], strlen(places[i])) == 0)
-            plen = strlen(places[i]);
+    enum acl_header_place place;
+    size_t plen = acl_header_place(line, &place);
+    if (plen > len)
+        plen = len;
     char *body = arena_strndup(arena, line + plen, len - plen);
     if (!*body)
         return;

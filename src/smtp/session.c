@@ -36,7 +36,8 @@ struct session *session_new(const struct config *cfg, const struct session_ops *
     arena_init(&s->cmd_arena, SESSION_ARENA_CHUNK);
     buf_init(&s->in);
     buf_init(&s->out);
-    buf_init(&s->added_headers);
+    for (int i = 0; i < ACL_HEADER_PLACES; i++)
+        buf_init(&s->added_headers[i]);
     buf_init(&s->pending_reply);
     strlcpy_p(s->client_ip, peer_ip ? peer_ip : "", sizeof s->client_ip);
     s->client_port = peer_port;
@@ -57,7 +58,6 @@ void session_free(struct session *s)
     session_reset_message(s);
     buf_free(&s->in);
     buf_free(&s->out);
-    buf_free(&s->added_headers);
     buf_free(&s->pending_reply);
     session_vars_clear(&s->acl_c);
     free(s->helo_name);
@@ -69,10 +69,12 @@ void session_free(struct session *s)
 
 size_t session_memory(const struct session *s)
 {
-    return sizeof *s + arena_footprint(&s->conn_arena) + arena_footprint(&s->msg_arena) +
-           arena_footprint(&s->cmd_arena) + s->in.cap + s->out.cap + s->added_headers.cap +
-           s->pending_reply.cap + s->acl_c.bytes + s->acl_m.bytes +
-           (s->helo_name ? strlen(s->helo_name) + 1 : 0);
+    size_t added = 0;
+    for (int i = 0; i < ACL_HEADER_PLACES; i++)
+        added += s->added_headers[i].cap;
+    return sizeof *s + added + arena_footprint(&s->conn_arena) + arena_footprint(&s->msg_arena) +
+           arena_footprint(&s->cmd_arena) + s->in.cap + s->out.cap + s->pending_reply.cap +
+           s->acl_c.bytes + s->acl_m.bytes + (s->helo_name ? strlen(s->helo_name) + 1 : 0);
 }
 
 void session_set_proxy(struct session *s, bool required, bool ok, bool local, const char *src_ip,

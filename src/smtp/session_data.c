@@ -53,11 +53,14 @@ void session_reset_message(struct session *s)
     s->rcpt_discarded = 0;
     s->rcpt_pending_address = NULL;
     session_vars_clear(&s->acl_m);
-    buf_free(&s->added_headers); /* freed, not kept: no message-sized buffer between messages */
+    for (int i = 0; i < ACL_HEADER_PLACES; i++)
+        buf_free(
+            &s->added_headers[i]); /* freed, not kept: nothing message-sized between messages */
     buf_free(&s->pending_reply);
     s->message_id[0] = '\0';
     s->message_size = 0;
     s->received_header_len = 0;
+    memset(&s->hdrscan, 0, sizeof s->hdrscan);
     s->data_too_big = false;
     s->data_write_failed = false;
     s->prdr_final[0] = '\0';
@@ -174,6 +177,7 @@ enum session_action session_data_begin(struct session *s)
     const char *received = received_header(s);
     s->received_header_len = (int64_t)strlen(received);
     data_write(s, received, strlen(received));
+    session_hdrscan_start(&s->hdrscan, s->received_header_len);
     s->state = SESSION_DATA;
     s->data_line_start = true;
     s->data_prev_crlf = true;
@@ -239,6 +243,27 @@ static int run_prdr(struct session *s, int *deferred)
     return accepted;
 }
 
+/* The added header lines by placement, each group at its offset in -D (in the order of
+ * enum acl_header_place, which is the order of the offsets). */
+static void fill_added_headers(struct session *s, struct spool_envelope *env)
+{
+    const int64_t at[ACL_HEADER_PLACES] = {
+        [ACL_HEADER_AT_START] = 0,
+        [ACL_HEADER_AFTER_RECEIVED] = s->hdrscan.received_end,
+        [ACL_HEADER_AT_START_RFC] = s->hdrscan.rfc_end,
+        [ACL_HEADER_AT_END] = s->hdrscan.header_end,
+    };
+    int n = 0;
+    for (int i = 0; i < ACL_HEADER_PLACES; i++) {
+        if (!s->added_headers[i].len)
+            continue;
+        env->added_headers[n].at = at[i];
+        env->added_headers[n].text = s->added_headers[i].data;
+        n++;
+    }
+    env->added_header_groups = n;
+}
+
 static void fill_envelope(struct session *s, struct spool_envelope *env)
 {
     memset(env, 0, sizeof *env);
@@ -255,8 +280,7 @@ static void fill_envelope(struct session *s, struct spool_envelope *env)
     env->interface_address = s->local_ip;
     env->interface_port = s->local_port;
     env->prdr = s->prdr_requested;
-    env->added_headers = s->added_headers.len ? s->added_headers.data : "";
-    env->added_headers_at = s->received_header_len;
+    fill_added_headers(s, env);
     int n = 0;
     env->recipients = arena_zalloc(&s->msg_arena, sizeof *env->recipients * (size_t)s->rcpt_count);
     for (int i = 0; i < s->rcpt_count; i++) {
@@ -445,8 +469,10 @@ static void data_line(struct session *s, const char *p, size_t n)
         p++; /* dot-unstuffing: "..x" -> ".x" */
         n--;
     }
+    session_hdrscan_line_begin(&s->hdrscan, p, n);
     data_write(s, p, n);
     data_write(s, "\r\n", 2);
+    session_hdrscan_line_end(&s->hdrscan, s->message_size);
     s->data_line_start = true;
 }
 
@@ -470,6 +496,8 @@ enum session_action session_data_consume(struct session *s)
                 p++;
                 n--;
             }
+            if (s->data_line_start)
+                session_hdrscan_line_begin(&s->hdrscan, p, n);
             data_write(s, p, n);
             s->data_line_start = false;
             pos += (size_t)(p - start) + n;
@@ -488,6 +516,7 @@ enum session_action session_data_consume(struct session *s)
         if (!s->data_line_start) {
             data_write(s, start, text_len);
             data_write(s, "\r\n", 2);
+            session_hdrscan_line_end(&s->hdrscan, s->message_size);
             s->data_line_start = true;
         } else {
             data_line(s, start, text_len);

@@ -8,7 +8,7 @@
  * the session. Values are computed from the session struct; computed strings are
  * allocated in the expansion context's arena (the session's command arena). The acl_c/acl_m
  * tables own their variables (one heap block each, freed when replaced or cleared); added
- * headers are copied into the message's added_headers buffer.
+ * headers are copied into the message's added_headers buffers, one per placement.
  */
 #include "postern/session.h"
 
@@ -415,30 +415,41 @@ static void env_log(struct acl_env *env, char which, const char *text)
         session_trace(s, "LOG: %s", text);
 }
 
+/* Exim puts each line added at the start, after the Received: block or at the RFC start
+ * right at its place, so before the lines added there earlier (its spec: "they end up in
+ * reverse order"); lines added at the end follow one another. */
 static void env_add_header(struct acl_env *env, const char *header)
 {
     struct session *s = env_session(env);
-    /* Placement prefixes (:at_start:, :at_end:, :after_received:, :at_start_rfc:): all our
-     * added headers go together after Received:, so the prefix only needs removing. */
-    if (header[0] == ':') {
-        const char *end = strchr(header + 1, ':');
-        if (end && end - header < 20)
-            header = end + 1;
-    }
-    size_t n = strlen(header);
-    if (s->added_headers.len + n + 2 > SESSION_ADDED_HEADERS_MAX) {
+    enum acl_header_place place;
+    header += acl_header_place(header, &place);
+    size_t n = strlen(header), total = 0;
+    for (int i = 0; i < ACL_HEADER_PLACES; i++)
+        total += s->added_headers[i].len;
+    if (total + n + 2 > SESSION_ADDED_HEADERS_MAX) {
         log_write(LOG_MAIN | LOG_PANIC, s->message_id[0] ? s->message_id : NULL,
                   "%s: add_header dropped: the message's added headers would exceed %d bytes",
                   session_host_id(s, &s->cmd_arena), SESSION_ADDED_HEADERS_MAX);
         return;
     }
+    struct buf line;
+    buf_init(&line);
     /* A header continued over several lines comes joined with "\n": store CRLF. */
     for (const char *p = header; *p; p++) {
         if (*p == '\n' && (p == header || p[-1] != '\r'))
-            buf_append(&s->added_headers, "\r", 1);
-        buf_append(&s->added_headers, p, 1);
+            buf_append(&line, "\r", 1);
+        buf_append(&line, p, 1);
     }
-    buf_append_str(&s->added_headers, "\r\n");
+    buf_append_str(&line, "\r\n");
+    struct buf *group = &s->added_headers[place];
+    if (place == ACL_HEADER_AT_END) {
+        buf_append(group, line.data, line.len);
+        buf_free(&line);
+        return;
+    }
+    buf_append(&line, group->data, group->len);
+    buf_free(group);
+    *group = line;
 }
 
 /* control = queue_only acts on the message: only where there is one (as Exim permits it). */
@@ -453,8 +464,8 @@ static bool env_control(struct acl_env *env, const char *control, const char **e
     struct session *s = env_session(env);
     if (strchr(control, '/')) {
         /* literal ones are refused at load; this is one that came out of an expansion */
-        *err = arena_printf(&s->cmd_arena, "control \"%s\": no control takes options here",
-                            control);
+        *err =
+            arena_printf(&s->cmd_arena, "control \"%s\": no control takes options here", control);
         return false;
     }
     if (strcmp(control, "no_pipelining") == 0) {

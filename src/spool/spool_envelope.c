@@ -23,8 +23,10 @@
  *     rcpt <address>               (N lines)
  *     acl_vars <M>
  *     acl <name> <value>           (M lines; the name and value separated by one space)
- *     headers_at <offset>          (only when ACLs added header lines: where in -D they
- *     headers <lines>               go, and the CRLF-terminated lines, escaped)
+ *     headers_at <offset>          (a pair for each group of header lines ACLs added,
+ *     headers <lines>               0 to 4 pairs in order of offset: where in -D they go,
+ *                                   and the CRLF-terminated lines, escaped; files written
+ *                                   before placements have at most one pair, read alike)
  *     end
  *
  * Text values are escaped so no byte of them can break a line or a field: every byte
@@ -100,9 +102,12 @@ void spool_envelope_format(struct buf *out, const struct spool_envelope *env, in
         spool_put_escaped(out, env->acl_var_values[i]);
         buf_append(out, "\n", 1);
     }
-    if (env->added_headers && env->added_headers[0]) {
-        spool_put_number(out, "headers_at", env->added_headers_at);
-        spool_put_text(out, "headers", env->added_headers);
+    for (int i = 0; i < env->added_header_groups && i < SPOOL_HEADER_GROUPS; i++) {
+        const struct spool_header_group *g = &env->added_headers[i];
+        if (!g->text || !g->text[0])
+            continue;
+        spool_put_number(out, "headers_at", g->at);
+        spool_put_text(out, "headers", g->text);
     }
     buf_append_str(out, "end\n");
 }
@@ -278,16 +283,25 @@ static bool spool_parse_acl_vars(struct spool_cursor *c, struct spool_envelope *
     return true;
 }
 
-/* The optional pair of lines for ACL-added headers; the offset must lie inside -D. */
+/* The optional pairs of lines for ACL-added headers: offsets inside -D, in order, the
+ * text not empty. */
 static bool spool_parse_added_headers(struct spool_cursor *c, struct spool_envelope *env,
                                       int64_t size)
 {
-    env->added_headers = "";
-    env->added_headers_at = 0;
-    if ((size_t)(c->end - c->p) < 11 || memcmp(c->p, "headers_at ", 11) != 0)
-        return true;
-    return spool_take_number(c, "headers_at", 0, size, &env->added_headers_at) &&
-           spool_take_text(c, "headers", &env->added_headers);
+    int64_t from = 0;
+    env->added_header_groups = 0;
+    while ((size_t)(c->end - c->p) >= 11 && memcmp(c->p, "headers_at ", 11) == 0) {
+        if (env->added_header_groups == SPOOL_HEADER_GROUPS)
+            return spool_fail(c, "too many groups of added headers");
+        struct spool_header_group *g = &env->added_headers[env->added_header_groups++];
+        if (!spool_take_number(c, "headers_at", from, size, &g->at) ||
+            !spool_take_text(c, "headers", &g->text))
+            return false;
+        if (!g->text[0])
+            return spool_fail(c, "empty headers");
+        from = g->at;
+    }
+    return true;
 }
 
 bool spool_envelope_parse(struct arena *arena, const char *text, size_t len,

@@ -127,9 +127,9 @@ bool spool_message_open(struct spool_message_reader *r, const struct spool_envel
     r->fd = spool_open_data(env->id);
     if (r->fd < 0)
         return false;
-    r->headers = env->added_headers ? env->added_headers : "";
-    r->headers_len = strlen(r->headers);
-    r->at = env->added_headers_at;
+    r->groups = env->added_headers;
+    r->group_count = env->added_header_groups;
+    r->group_len = r->group_count > 0 ? strlen(r->groups[0].text) : 0;
     return true;
 }
 
@@ -142,24 +142,36 @@ static ssize_t spool_read_retry(int fd, char *buf, size_t n)
     return got;
 }
 
+/* Past the groups whose text is all returned. */
+static void spool_reader_settle(struct spool_message_reader *r)
+{
+    while (r->group < r->group_count && r->group_done >= r->group_len) {
+        r->group++;
+        r->group_done = 0;
+        r->group_len = r->group < r->group_count ? strlen(r->groups[r->group].text) : 0;
+    }
+}
+
 ssize_t spool_message_read(struct spool_message_reader *r, char *buf, size_t n)
 {
-    bool before = r->headers_done < r->headers_len && r->data_done < r->at;
-    if (before && (int64_t)n > r->at - r->data_done)
-        n = (size_t)(r->at - r->data_done);
-    if (before || r->headers_done == r->headers_len) {
+    spool_reader_settle(r);
+    bool pending = r->group < r->group_count;
+    int64_t at = pending ? r->groups[r->group].at : 0;
+    if (!pending || r->data_done < at) {
+        if (pending && (int64_t)n > at - r->data_done)
+            n = (size_t)(at - r->data_done);
         ssize_t got = spool_read_retry(r->fd, buf, n);
         if (got > 0)
             r->data_done += got;
-        if (got != 0 || r->headers_done == r->headers_len)
+        if (got != 0 || !pending)
             return got;
         /* -D ended before the insertion point: the headers still go out */
     }
-    size_t take = r->headers_len - r->headers_done;
+    size_t take = r->group_len - r->group_done;
     if (take > n)
         take = n;
-    memcpy(buf, r->headers + r->headers_done, take);
-    r->headers_done += take;
+    memcpy(buf, r->groups[r->group].text + r->group_done, take);
+    r->group_done += take;
     return (ssize_t)take;
 }
 

@@ -20,8 +20,9 @@
  * Commits go to the real spool committer thread (spool in fuzz_session.<pid> on /dev/shm
  * when there is one, so fsync costs nothing, else /tmp); this file waits for the hand-back
  * the way a worker would and removes every committed message. Checks beyond the
- * sanitizers: outside a message the session's memory stays under a fixed bound, and
- * every reply is well framed.
+ * sanitizers: outside a message the session's memory stays under a fixed bound, every
+ * reply is well framed, and a committed message reads back (through the spool's reader)
+ * as its -D with each group of added header lines at its offset, at a line start.
  *
  * Threads: libFuzzer's thread plus the spool committer.
  */
@@ -71,7 +72,10 @@
 #define MESSAGE_STAGE(stage)                                                  \
     STAGE_COMMON(stage)                                                       \
     "        add_header = X-" stage ": $acl_m0 $smtp_command\n"               \
-    "        add_header = :at_start:X-" stage "-b: $local_part\\n\\tcont\n"
+    "        add_header = :at_start:X-" stage "-b: $local_part\\n\\tcont\n"      \
+    "        add_header = :after_received:X-" stage "-c: $sender_address\n"  \
+    "        add_header = :AT_START_RFC: X-" stage "-d: $recipients_count\n"  \
+    "        add_header = :at_end:X-" stage "-e: $message_size\\n:x:X-f: 1\n"
 
 /* "delay =" when the client names itself "slow" (HELO name, sender or recipient local
  * part): the harness ends each delay at once, the way the delay thread would later. */
@@ -254,6 +258,46 @@ static void fuzz_init(void)
     atexit(fuzz_cleanup);
 }
 
+/* The message as delivered (read `step` bytes at a time) is -D with each group of added
+ * header lines at its offset; the offsets are in order, inside -D and at line starts. */
+static void fuzz_check_delivered(const char *id, size_t step)
+{
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct spool_envelope env;
+    char err[256];
+    CHECK(spool_read_envelope(&arena, id, &env, err, sizeof err));
+    int fd = spool_open_data(id);
+    CHECK(fd >= 0);
+    static char data[64 * 1024], want[192 * 1024], got[192 * 1024];
+    ssize_t dlen = read(fd, data, sizeof data);
+    close(fd);
+    CHECK(dlen >= 0 && dlen == env.size);
+    size_t wlen = 0, from = 0;
+    for (int i = 0; i <= env.added_header_groups; i++) {
+        size_t at = i < env.added_header_groups ? (size_t)env.added_headers[i].at : (size_t)dlen;
+        const char *text = i < env.added_header_groups ? env.added_headers[i].text : "";
+        CHECK(at >= from && at <= (size_t)dlen && (at == 0 || data[at - 1] == '\n'));
+        CHECK(wlen + (at - from) + strlen(text) <= sizeof want);
+        memcpy(want + wlen, data + from, at - from);
+        wlen += at - from;
+        memcpy(want + wlen, text, strlen(text));
+        wlen += strlen(text);
+        from = at;
+    }
+    struct spool_message_reader r;
+    CHECK(spool_message_open(&r, &env));
+    size_t glen = 0;
+    ssize_t n;
+    while ((n = spool_message_read(&r, got + glen, step)) > 0) {
+        glen += (size_t)n;
+        CHECK(glen + step <= sizeof got);
+    }
+    spool_message_close(&r);
+    CHECK(n == 0 && glen == wlen && memcmp(got, want, wlen) == 0);
+    arena_reset(&arena);
+}
+
 /* After a commit wait: hand the message over, wait for the committer, resume; the
  * committed message is removed again so the spool does not grow. */
 static enum session_action fuzz_commit(struct session *s)
@@ -267,7 +311,11 @@ static enum session_action fuzz_commit(struct session *s)
     pthread_mutex_unlock(&harness.lock);
     char id[SPOOL_ID_LEN + 1];
     memcpy(id, s->message_id, sizeof id);
+    bool ok = atomic_load(&s->commit_state) == 2; /* done ok: the message is in the spool */
+    size_t step = 1 + (size_t)(s->message_size % 7);
     enum session_action a = session_commit_resume(s);
+    if (ok && spool_id_valid(id))
+        fuzz_check_delivered(id, step);
     if (spool_id_valid(id))
         spool_remove(id);
     return a;

@@ -1,27 +1,34 @@
 """test_session_acl.py - what session ACLs do to a real message through the real daemon:
 add_header in the MAIL, RCPT, PREDATA and DATA ACLs reaches the delivered maildir file
-(right after our Received:, with continuation lines kept); a message whose every RCPT
-was accepted by "discard" is taken (250) and thrown away, logged as Exim does; variables
-and $smtp_command read in the ACLs that run after the resets that used to free them
-(the sanitizer builds fail the test on any use-after-free, via the harness teardown)."""
+at each of Exim's placements (:at_start:, :after_received: past the client's own
+Received: lines, :at_start_rfc: past its Resent- lines, the end of the header section by
+default or with :at_end:), continuation lines kept; a message whose every RCPT was
+accepted by "discard" is taken (250) and thrown away, logged as Exim does; variables and
+$smtp_command read in the ACLs that run after the resets that used to free them (the
+sanitizer builds fail the test on any use-after-free, via the harness teardown)."""
 
 import re
 
 ADD_HEADER_ACLS = """\
 acl_mail:
   warn    add_header = X-Mail-ACL: from $sender_address
+          add_header = :after_received:X-After-Mail: 1
   accept
 acl_rcpt_h:
   warn    add_header = :at_start:X-Rcpt-ACL: $local_part@$domain
+          add_header = :at_start_rfc:X-Rfc-Rcpt: 1
   discard local_parts = discard
   accept  domains = +local_domains
   deny    message = relay not permitted
 acl_predata:
   warn    add_header = X-Predata-ACL: $recipients_count recipient(s)
+          add_header = :at_start:X-Start-Predata: 1
   accept
 acl_data:
   warn    add_header = X-Data-ACL: size $message_size\\n\\tsecond line
   warn    message = X-Warn-Message: from the DATA ACL
+  warn    add_header = :after_received:X-After-Data: 1\\n:at_start_rfc:X-Rfc-Data: 1
+          add_header = :at_end:X-End-Data: 1
   accept
 """
 
@@ -37,8 +44,12 @@ def test_add_header_in_every_message_acl_reaches_the_maildir(postern_factory):
     p = postern_factory(main=ADD_HEADER_MAIN, acl=ADD_HEADER_ACLS).start()
     c = p.connect()
     c.expect("EHLO client.example", 250)
+    client_head = ("Received: from relay.example by client.example;\r\n"
+                   "\tMon, 7 Dec 2026 04:00:00 +0000\r\n"
+                   "Resent-From: <r@example.org>\r\n"
+                   "Subject: headers\r\nFrom: <sender@example.org>\r\n")
     msgid = c.send_message("sender@example.org", ["user@localhost"],
-                           "Subject: headers\r\nFrom: <sender@example.org>\r\n\r\nbody")
+                           client_head + "\r\nbody")
     c.expect("QUIT", 221)
     p.wait_completed(msgid)
     msgs = p.maildir("user")
@@ -46,22 +57,35 @@ def test_add_header_in_every_message_acl_reaches_the_maildir(postern_factory):
     text = msgs[0].decode()
     head, _, body = text.partition("\n\n")
     lines = head.split("\n")
-    # our Received: first (with its continuation lines), then the added headers in the
-    # order the ACLs ran, then the client's own headers
-    assert lines[0].startswith("Received: "), head
-    i = 1
+    # :at_start: before our Received: (each before the ones added earlier, as Exim's
+    # spec says), then ours with its continuation lines
+    assert lines[:2] == ["X-Start-Predata: 1", "X-Rcpt-ACL: user@localhost"], head
+    assert lines[2].startswith("Received: "), head
+    i = 3
     while lines[i].startswith(("\t", " ")):
         i += 1
-    assert lines[i:i + 6] == [
+    data_acl = lines.index("\tsecond line") - 1
+    assert re.fullmatch(r"X-Data-ACL: size \d+", lines[data_acl]), head
+    assert lines[i:] == [
+        # the client's Received: (the rest of the block at the top), then :after_received:
+        "Received: from relay.example by client.example;",
+        "\tMon, 7 Dec 2026 04:00:00 +0000",
+        "X-After-Data: 1",
+        "X-After-Mail: 1",
+        # past the Resent- line: :at_start_rfc:
+        "Resent-From: <r@example.org>",
+        "X-Rfc-Data: 1",
+        "X-Rfc-Rcpt: 1",
+        "Subject: headers",
+        "From: <sender@example.org>",
+        # the end of the header section (the default, and :at_end:), in ACL order
         "X-Mail-ACL: from sender@example.org",
-        "X-Rcpt-ACL: user@localhost",
         "X-Predata-ACL: 1 recipient(s)",
-        lines[i + 3],
+        lines[data_acl],
         "\tsecond line",
         "X-Warn-Message: from the DATA ACL",
+        "X-End-Data: 1",
     ], head
-    assert re.fullmatch(r"X-Data-ACL: size \d+", lines[i + 3]), lines[i + 3]
-    assert lines[i + 6:] == ["Subject: headers", "From: <sender@example.org>"], head
     assert body == "body\n"
 
 

@@ -65,18 +65,24 @@ static const char *test_config =
     "  accept\n"
     "mail:\n"
     "  warn   add_header = X-Mail: $sender_address\n"
+    "         add_header = :after_received:X-After-1: mail\n"
     "  deny   senders = deny@example.org\n"
     "         message = no sender <$smtp_command>\n"
     "  accept\n"
     "rcpt:\n"
     "  warn    add_header = X-Rcpt: $local_part\n"
+    "          add_header = :AT_START_RFC: X-Rfc-1: rcpt\n"
     "  discard local_parts = discard\n"
     "  accept  domains = +local_domains\n"
     "predata:\n"
     "  warn   add_header = :at_start:X-Predata: $recipients_count\n"
+    "         add_header = :at_start_rfc:X-Rfc-2: predata\n"
     "  accept\n"
     "data:\n"
     "  warn   add_header = X-Data: $message_size\\n\\tcontinued\n"
+    "         add_header = :after_received:X-After-2: data\\n:at_start:X-Start-2: data\n"
+    "         add_header = :bogus:X-Unknown: 1\n"
+    "         add_header = :at_end:X-End: data\n"
     "  accept\n"
     "quit:\n"
     "  warn   logwrite = quit-acl saw <$smtp_command> m0=<$acl_m0>\n"
@@ -323,13 +329,39 @@ static void read_message_in_steps(const struct spool_envelope *env, size_t step,
         fail_msg("reading %zu bytes at a time gave %zu bytes, want %zu", step, len, expect_len);
 }
 
+/* The message as delivered: -D with each group of added lines at its offset. */
+static int insert_groups(const struct spool_envelope *env, const char *data, size_t dlen, char *out,
+                         size_t cap)
+{
+    size_t len = 0, from = 0;
+    for (int i = 0; i <= env->added_header_groups; i++) {
+        size_t at = i < env->added_header_groups ? (size_t)env->added_headers[i].at : dlen;
+        const char *text = i < env->added_header_groups ? env->added_headers[i].text : "";
+        assert_true(at >= from && at <= dlen && len + (at - from) + strlen(text) < cap);
+        memcpy(out + len, data + from, at - from);
+        len += at - from;
+        memcpy(out + len, text, strlen(text));
+        len += strlen(text);
+        from = at;
+    }
+    return (int)len;
+}
+
+/* Every placement, with a client that sends Received: (one continued), Resent- and other
+ * header lines: each group goes where Exim puts it, and reads back whole in any step. */
 static void test_added_headers_reach_the_spool(void **state)
 {
     struct harness *h = *state;
     start(h);
     feed(h, "EHLO client\r\n");
     feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
-    const char *r = feed(h, "Subject: h\r\n\r\nbody\r\n.\r\n");
+    const char *client = "Received: from a by b;\r\n\tMon, 7 Dec 2026 04:00:00 +0000\n"
+                         "Received: from c by d; Mon, 7 Dec 2026 03:59:00 +0000\r\n"
+                         "Resent-From: r@example.org\r\n"
+                         "Subject: h\r\n"
+                         "Received: late, not at the top\r\n"
+                         "\r\nbody\r\n";
+    const char *r = feed(h, arena_printf(&h->s->conn_arena, "%s.\r\n", client));
     assert_true(strncmp(r, "250 2.0.0 OK id=", 16) == 0);
     char id[SPOOL_ID_LEN + 1];
     snprintf(id, sizeof id, "%.*s", SPOOL_ID_LEN, r + 16);
@@ -338,28 +370,130 @@ static void test_added_headers_reach_the_spool(void **state)
     struct spool_envelope env;
     char err[256];
     assert_true(spool_read_envelope(&arena, id, &env, err, sizeof err));
-    const char *want = "X-Mail: a@example.org\r\nX-Rcpt: u\r\nX-Predata: 1\r\nX-Data: ";
-    assert_true(strncmp(env.added_headers, want, strlen(want)) == 0);
-    size_t n = strlen(env.added_headers);
-    assert_true(n > 14 && strcmp(env.added_headers + n - 14, "\r\n\tcontinued\r\n") == 0);
-    /* the message as delivered: -D with the lines after our Received:, whatever the
-     * size of the reads */
     int fd = spool_open_data(id);
     assert_true(fd >= 0);
     char data[4096];
-    ssize_t dlen = read(fd, data, sizeof data);
+    ssize_t dlen = read(fd, data, sizeof data - 1);
     close(fd);
-    assert_true(dlen > 0 && env.added_headers_at > 0 && env.added_headers_at < dlen);
-    assert_true(strncmp(data + env.added_headers_at, "Subject: h\r\n", 12) == 0);
+    assert_true(dlen > 0);
+    data[dlen] = '\0';
+    const char *resent = strstr(data, "Resent-From:"), *subject = strstr(data, "Subject: h");
+    const char *blank = strstr(data, "\r\n\r\n");
+    assert_non_null(resent);
+    assert_non_null(subject);
+    assert_non_null(blank);
+    /* at the start, after the Received: block (the client's two after ours), after the
+     * Resent- lines, at the end: the first three each before the ones added earlier */
+    assert_int_equal(env.added_header_groups, 4);
+    assert_int_equal(env.added_headers[0].at, 0);
+    assert_string_equal(env.added_headers[0].text, "X-Start-2: data\r\nX-Predata: 1\r\n");
+    assert_int_equal(env.added_headers[1].at, resent - data);
+    assert_string_equal(env.added_headers[1].text, "X-After-2: data\r\nX-After-1: mail\r\n");
+    assert_int_equal(env.added_headers[2].at, subject - data);
+    assert_string_equal(env.added_headers[2].text, "X-Rfc-2: predata\r\nX-Rfc-1: rcpt\r\n");
+    assert_int_equal(env.added_headers[3].at, blank + 2 - data);
+    const char *end = env.added_headers[3].text;
+    const char *want = "X-Mail: a@example.org\r\nX-Rcpt: u\r\nX-Data: ";
+    const char *tail = "\r\n\tcontinued\r\nX-ACL-Warn: :bogus:X-Unknown: 1\r\nX-End: data\r\n";
+    assert_true(strncmp(end, want, strlen(want)) == 0);
+    assert_true(strlen(end) > strlen(tail) && strcmp(end + strlen(end) - strlen(tail), tail) == 0);
+    /* our Received: comes first in -D, the client's lines follow it unchanged */
+    const char *theirs = strstr(data, "Received: from a by b;\r\n");
+    assert_true(strncmp(data, "Received: ", 10) == 0 && theirs && theirs > data);
+    assert_non_null(strstr(data, "\r\n\tMon, 7 Dec 2026 04:00:00 +0000\r\nReceived: from c"));
     char expect[8192];
-    int elen = snprintf(expect, sizeof expect, "%.*s%s%.*s", (int)env.added_headers_at, data,
-                        env.added_headers, (int)(dlen - env.added_headers_at),
-                        data + env.added_headers_at);
+    int elen = insert_groups(&env, data, (size_t)dlen, expect, sizeof expect);
     for (size_t step = 1; step <= 7; step++)
         read_message_in_steps(&env, step, expect, (size_t)elen);
     read_message_in_steps(&env, 65536, expect, (size_t)elen);
     arena_reset(&arena);
     spool_remove(id);
+}
+
+/* -D of a message, whole (malloc'd, NUL-terminated). */
+static char *read_data_file(const char *id, size_t *len)
+{
+    int fd = spool_open_data(id);
+    assert_true(fd >= 0);
+    size_t cap = 1 << 20;
+    char *data = malloc(cap);
+    assert_non_null(data);
+    ssize_t n;
+    *len = 0;
+    while ((n = read(fd, data + *len, cap - 1 - *len)) > 0)
+        *len += (size_t)n;
+    close(fd);
+    data[*len] = '\0';
+    return data;
+}
+
+/* Send `head` (in two reads, cut at `cut` when it is not 0: a line longer than the
+ * partial-flush size then reaches the spool in pieces) and `rest`; check that -D holds
+ * at the :after_received:, :at_start_rfc: and end-of-header offsets the text in want[]
+ * ("" for the end of -D). */
+static void check_landmarks(struct harness *h, const char *head, size_t cut,
+                            const char *const want[3])
+{
+    feed(h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@localhost>\r\nDATA\r\n");
+    if (cut)
+        assert_string_equal(feed_n(h, head, cut), "");
+    const char *r = feed(h, head + cut);
+    if (strncmp(r, "250 2.0.0 OK id=", 16) != 0)
+        fail_msg("message \"%.30s\" got \"%s\"", head, r);
+    char id[SPOOL_ID_LEN + 1], err[256];
+    snprintf(id, sizeof id, "%.*s", SPOOL_ID_LEN, r + 16);
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct spool_envelope env;
+    assert_true(spool_read_envelope(&arena, id, &env, err, sizeof err));
+    size_t dlen;
+    char *data = read_data_file(id, &dlen);
+    assert_int_equal(env.added_header_groups, 4);
+    for (int i = 0; i < 3; i++) {
+        int64_t at = env.added_headers[i + 1].at;
+        assert_true(at > 0 && (size_t)at <= dlen);
+        if (strncmp(data + at, want[i], strlen(want[i])) != 0 ||
+            (!want[i][0] && (size_t)at != dlen))
+            fail_msg("placement %d: at %lld of %zu, \"%.20s\", want \"%s\"", i + 1, (long long)at,
+                     dlen, data + at, want[i]);
+    }
+    free(data);
+    arena_reset(&arena);
+    spool_remove(id);
+}
+
+/* The landmarks in odd header sections: Resent- before Received:, no blank line, no
+ * header, bare LF line ends, dot-stuffing, and header lines long enough to be stored in
+ * pieces. */
+static void test_placement_landmarks(void **state)
+{
+    struct harness *h = *state;
+    start(h);
+    feed(h, "EHLO client\r\n");
+    const char *const resent_first[] = {"Resent-Date: x", "Subject: s", "\r\nb"};
+    check_landmarks(h, "Resent-Date: x\r\nReceived: y\r\nSubject: s\r\n\r\nb\r\n.\r\n", 0,
+                    resent_first);
+    const char *const no_blank[] = {"Subject: s", "Subject: s", ""};
+    check_landmarks(h, "Subject: s\r\n.\r\n", 0, no_blank);
+    const char *const no_header[] = {"just text", "just text", "just text"};
+    check_landmarks(h, "just text\r\nSubject: no\r\n\r\nx\r\n.\r\n", 0, no_header);
+    const char *const empty_header[] = {"\r\nbody", "\r\nbody", "\r\nbody"};
+    check_landmarks(h, "\r\nbody\r\n.\r\n", 0, empty_header);
+    const char *const bare_lf[] = {"Resent-To: r", "Subject: s", "\r\nbody"};
+    check_landmarks(h, "Received: a\n\tb\nResent-To: r\nSubject: s\n\nbody\r\n.\r\n", 0, bare_lf);
+    const char *const stuffed[] = {".Received: z", ".Received: z", "\r\n..b"};
+    check_landmarks(h, "Received: a\r\n..Received: z\r\n\r\n...b\r\n.\r\n", 0, stuffed);
+    /* a Received: line of 100000 bytes, its first 70000 in one read (stored before its
+     * end arrives), and a long Subject: */
+    size_t big = 100000;
+    char *head = malloc(3 * big);
+    assert_non_null(head);
+    int n = snprintf(head, 3 * big, "Received: %0*d\r\nSubject: %0*d\r\n\r\nbody\r\n.\r\n",
+                     (int)big, 0, (int)big, 0);
+    assert_true(n > 0 && (size_t)n < 3 * big);
+    const char *const long_lines[] = {"Subject: 000", "Subject: 000", "\r\nbody"};
+    check_landmarks(h, head, 70000, long_lines);
+    free(head);
 }
 
 /* -bh: a multi-line added header is traced on one line, its newline escaped. */
@@ -406,6 +540,7 @@ int main(void)
         T(test_acl_m_reset_points),
         T(test_memory_bounded_over_100000_cycles),
         T(test_overlong_line_continues),
+        T(test_placement_landmarks),
         T(test_max_line_at_every_split),
         T(test_data_after_all_rcpts_discarded),
         T(test_added_headers_reach_the_spool),

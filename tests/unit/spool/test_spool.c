@@ -1,7 +1,8 @@
 /*
  * test_spool.c - message ids, the durable spool and the -bp listing: id form and
  * uniqueness across threads, write/commit/read round trip with odd envelopes, abort,
- * journal, removal, startup clean-up of orphans, torn -H files, exact -bp output, group
+ * journal, removal, startup clean-up of orphans, torn -H files, ACL-added header groups
+ * (stored, read back in every step size, older -H files), exact -bp output, group
  * commit from many threads, and a SIGKILL crash test.
  */
 #include <setjmp.h>
@@ -554,6 +555,123 @@ static void test_torn_header_rejected(void **state)
     arena_reset(&arena);
 }
 
+/* ---- ACL-added header lines ---- */
+
+/* Commit -D = data with the given groups; return the id. */
+static void commit_with_groups(const char *data, const struct spool_header_group *groups, int n,
+                               char id[SPOOL_ID_LEN + 1])
+{
+    const char *rcpts[] = {"a@example.com"};
+    struct spool_envelope env;
+    char err[256];
+    spool_new_id(id);
+    basic_envelope(&env, "s@example.com", rcpts, 1);
+    env.added_header_groups = n;
+    memcpy(env.added_headers, groups, sizeof *groups * (size_t)n);
+    struct spool_writer *w = spool_message_begin(id, err, sizeof err);
+    assert_non_null(w);
+    assert_true(spool_data_write(w, data, strlen(data), err, sizeof err));
+    assert_true(spool_commit_wait(w, &env, err, sizeof err));
+    free(env.recipients);
+}
+
+/* Read the message as delivered `step` bytes at a time; it must equal expect. */
+static void read_delivered(const struct spool_envelope *env, size_t step, const char *expect)
+{
+    struct spool_message_reader r;
+    assert_true(spool_message_open(&r, env));
+    char got[4096], chunk[65536];
+    size_t len = 0;
+    ssize_t n;
+    while ((n = spool_message_read(&r, chunk, step)) > 0) {
+        assert_true(len + (size_t)n < sizeof got);
+        memcpy(got + len, chunk, (size_t)n);
+        len += (size_t)n;
+    }
+    spool_message_close(&r);
+    assert_int_equal(n, 0);
+    got[len] = '\0';
+    if (strcmp(got, expect) != 0)
+        fail_msg("reading %zu bytes at a time gave\n%s\nwant\n%s", step, got, expect);
+}
+
+static void read_delivered_in_every_step(const char *id, const char *expect)
+{
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct spool_envelope env;
+    char err[256];
+    if (!spool_read_envelope(&arena, id, &env, err, sizeof err))
+        fail_msg("read: %s", err);
+    for (size_t step = 1; step <= 7; step++)
+        read_delivered(&env, step, expect);
+    read_delivered(&env, 65536, expect);
+    arena_reset(&arena);
+}
+
+/* Up to four groups, each at its offset (two at the same one keep their order; one at the
+ * very end of -D goes out after it); an older -H with one pair reads alike; groups out of
+ * order, more than four, an empty one or an offset past -D are refused. */
+static void test_added_header_groups(void **state)
+{
+    struct fixture *f = *state;
+    const char *data = "Received: ours\r\nReceived: theirs\r\nResent-To: r\r\nSubject: s\r\n"
+                       "\r\nbody\r\n";
+    int64_t after = strstr(data, "Resent-To") - data, subject = strstr(data, "Subject") - data;
+    const struct spool_header_group groups[] = {
+        {0, "A: 1\r\n"}, {after, "B: 2\r\nB: 3\r\n"}, {subject, "C: 4\r\n"}, {subject, "D: 5\r\n"}};
+    char id[SPOOL_ID_LEN + 1], err[256], path[256];
+    commit_with_groups(data, groups, 4, id);
+    read_delivered_in_every_step(id,
+                                 "A: 1\r\nReceived: ours\r\nReceived: theirs\r\nB: 2\r\nB: 3\r\n"
+                                 "Resent-To: r\r\nC: 4\r\nD: 5\r\nSubject: s\r\n\r\nbody\r\n");
+    char end_id[SPOOL_ID_LEN + 1];
+    const struct spool_header_group at_end[] = {{(int64_t)strlen(data), "E: 6\r\n"}};
+    commit_with_groups(data, at_end, 1, end_id);
+    read_delivered_in_every_step(end_id, "Received: ours\r\nReceived: theirs\r\nResent-To: r\r\n"
+                                         "Subject: s\r\n\r\nbody\r\nE: 6\r\n");
+
+    snprintf(path, sizeof path, "%s/%s-H", f->input, id);
+    size_t len;
+    char *good = slurp(path, &len);
+    char *pairs = strstr(good, "headers_at ");
+    assert_non_null(pairs);
+    /* a file from before placements: one pair, after our Received: */
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "%.*sheaders_at 16\nheaders X-Old:%%201%%0D%%0A\nend\n", (int)(pairs - good),
+               good);
+    write_file(path, b.data);
+    read_delivered_in_every_step(id, "Received: ours\r\nX-Old: 1\r\nReceived: theirs\r\n"
+                                     "Resent-To: r\r\nSubject: s\r\n\r\nbody\r\n");
+    const char *bad[] = {
+        "headers_at 16\nheaders X-A:%201%0D%0A\nheaders_at 0\nheaders X-B:%201%0D%0A\n",
+        "headers_at 0\nheaders X:%0D%0A\nheaders_at 0\nheaders X:%0D%0A\nheaders_at 0\n"
+        "headers X:%0D%0A\nheaders_at 0\nheaders X:%0D%0A\nheaders_at 0\nheaders X:%0D%0A\n",
+        "headers_at 0\nheaders \n",
+        "headers_at 999\nheaders X:%0D%0A\n",
+        "headers_at 0\n",
+    };
+    struct arena arena;
+    arena_init(&arena, 4096);
+    struct spool_envelope env;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        buf_clear(&b);
+        buf_printf(&b, "%.*s%send\n", (int)(pairs - good), good, bad[i]);
+        write_file(path, b.data);
+        if (spool_read_envelope(&arena, id, &env, err, sizeof err))
+            fail_msg("added headers %zu accepted:\n%s", i, bad[i]);
+    }
+    write_file(path, good);
+    assert_true(spool_read_envelope(&arena, id, &env, err, sizeof err));
+    assert_int_equal(env.added_header_groups, 4);
+    arena_reset(&arena);
+    buf_free(&b);
+    free(good);
+    spool_remove(id);
+    spool_remove(end_id);
+}
+
 /* ---- -bp ---- */
 
 static void test_format_queue_exact(void **state)
@@ -827,6 +945,7 @@ int main(void)
         T(test_files_are_recycled),
         T(test_startup_cleanup),
         T(test_torn_header_rejected),
+        T(test_added_header_groups),
         T(test_format_queue_exact),
         T(test_group_commit),
         T(test_lone_commit_is_prompt),
