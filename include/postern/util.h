@@ -52,6 +52,9 @@ void buf_free(struct buf *b);
 void buf_reserve(struct buf *b, size_t extra); /* aborts on OOM */
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_append_str(struct buf *b, const char *s);
+/* Append s with every bare LF (one not after a CR) written as CRLF: text from the
+ * configuration or an expansion on its way into a message header. */
+void buf_append_crlf(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_consume(struct buf *b, size_t n); /* drop n bytes from the front */
 void buf_clear(struct buf *b);

@@ -82,11 +82,7 @@ static const char *received_header(struct session *s)
              * appended after a semicolon. */
             struct buf b;
             buf_init(&b);
-            for (const char *p = out; *p; p++) {
-                if (*p == '\n' && (p == out || p[-1] != '\r'))
-                    buf_append(&b, "\r", 1);
-                buf_append(&b, p, 1);
-            }
+            buf_append_crlf(&b, out);
             while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
                 b.len--;
             char date[64];

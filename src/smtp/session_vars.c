@@ -434,12 +434,7 @@ static void env_add_header(struct acl_env *env, const char *header)
     }
     struct buf line;
     buf_init(&line);
-    /* A header continued over several lines comes joined with "\n": store CRLF. */
-    for (const char *p = header; *p; p++) {
-        if (*p == '\n' && (p == header || p[-1] != '\r'))
-            buf_append(&line, "\r", 1);
-        buf_append(&line, p, 1);
-    }
+    buf_append_crlf(&line, header); /* a continued header comes joined with "\n" */
     buf_append_str(&line, "\r\n");
     struct buf *group = &s->added_headers[place];
     if (place == ACL_HEADER_AT_END) {

@@ -51,6 +51,15 @@ void buf_append_str(struct buf *b, const char *s)
     buf_append(b, s, strlen(s));
 }
 
+void buf_append_crlf(struct buf *b, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' && (p == s || p[-1] != '\r'))
+            buf_append(b, "\r", 1);
+        buf_append(b, p, 1);
+    }
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -145,6 +145,17 @@ static void test_misc(void **state)
     }
 }
 
+/* Bare LFs become CRLF; CRLFs stay as they are. */
+static void test_buf_append_crlf(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    buf_append_crlf(&b, "\nA: 1\n\tmore\r\nB: 2\n");
+    assert_string_equal(b.data, "\r\nA: 1\r\n\tmore\r\nB: 2\r\n");
+    buf_free(&b);
+}
+
 /* Arena memory: usable exactly as asked for; under ASan the bytes after an allocation and
  * the chunk space not handed out are poisoned (so over-reads are reported), and a reset
  * leaves the arena usable. */
@@ -183,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_path_check),
         cmocka_unit_test(test_mkdir_and_write),
         cmocka_unit_test(test_misc),
+        cmocka_unit_test(test_buf_append_crlf),
         cmocka_unit_test(test_arena_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
