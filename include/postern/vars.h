@@ -68,4 +68,8 @@ bool var_table_check(const struct var_table *t, const char **why);
 
 const char *var_lifetime_name(enum var_lifetime lifetime);
 
+/* The getter of a variable that exists but is always empty in a context (e.g. $tls_cipher
+ * until TLS is built, $domain_data before lookups set it). */
+const char *var_get_empty(struct expand_ctx *ctx, const char *name);
+
 #endif

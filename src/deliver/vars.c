@@ -31,13 +31,6 @@ static const struct spool_envelope *var_envelope(const struct expand_ctx *ctx)
     return var_scope(ctx)->delivery->env;
 }
 
-static const char *get_empty(struct expand_ctx *ctx, const char *name)
-{
-    (void)ctx;
-    (void)name;
-    return "";
-}
-
 /* $local_part and $domain: lower-cased, as Exim routes them. */
 static const char *get_address_part(struct expand_ctx *ctx, const char *name)
 {
@@ -59,7 +52,8 @@ static const char *get_address_data(struct expand_ctx *ctx, const char *name)
 /* $original_local_part / $original_domain: the top address of a redirection chain. */
 static const char *get_original(struct expand_ctx *ctx, const char *name)
 {
-    const struct addr_item *a = var_scope(ctx)->addr ? deliver_addr_top(var_scope(ctx)->addr) : NULL;
+    const struct addr_item *a =
+        var_scope(ctx)->addr ? deliver_addr_top(var_scope(ctx)->addr) : NULL;
     if (!a)
         return "";
     return strcmp(name, "original_domain") == 0 ? a->domain : a->local_part;
@@ -162,9 +156,9 @@ static const char *get_envelope_text(struct expand_ctx *ctx, const char *name)
 static const struct var_def deliver_var_defs[] = {
     {"address_data", D, get_address_data},
     {"domain", D, get_address_part},
-    {"domain_data", D, get_empty},
+    {"domain_data", D, var_get_empty},
     {"local_part", D, get_address_part},
-    {"local_part_data", D, get_empty},
+    {"local_part_data", D, var_get_empty},
     {"message_exim_id", M, get_message_id},
     {"message_id", M, get_message_id},
     {"message_size", M, get_message_size},

@@ -64,6 +64,13 @@ bool var_table_check(const struct var_table *t, const char **why)
     return true;
 }
 
+const char *var_get_empty(struct expand_ctx *ctx, const char *name)
+{
+    (void)ctx;
+    (void)name;
+    return "";
+}
+
 const char *var_lifetime_name(enum var_lifetime lifetime)
 {
     static const char *const names[] = {

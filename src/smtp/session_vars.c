@@ -70,13 +70,6 @@ static const char *current_rcpt_part(struct expand_ctx *ctx, bool want_domain)
     return "";
 }
 
-static const char *get_empty(struct expand_ctx *ctx, const char *name)
-{
-    (void)ctx;
-    (void)name;
-    return "";
-}
-
 static const char *get_host_address(struct expand_ctx *ctx, const char *name)
 {
     (void)name;
@@ -262,8 +255,8 @@ static const char *get_acl_m(struct expand_ctx *ctx, const char *name)
 #define K VAR_COMMAND
 /* Sorted by name. authenticated_* and tls_* stay empty until AUTH and TLS exist. */
 static const struct var_def session_var_defs[] = {
-    {"authenticated_id", C, get_empty},
-    {"authenticated_sender", M, get_empty},
+    {"authenticated_id", C, var_get_empty},
+    {"authenticated_sender", M, var_get_empty},
     {"domain", K, get_domain},
     {"interface_address", C, get_local_ip},
     {"interface_port", C, get_local_port},
@@ -298,10 +291,10 @@ static const struct var_def session_var_defs[] = {
     {"sender_rcvhost", C, get_rcvhost},
     {"smtp_command", K, get_smtp_command},
     {"smtp_notquit_reason", C, get_notquit_reason},
-    {"tls_cipher", C, get_empty},
-    {"tls_in_cipher", C, get_empty},
-    {"tls_in_sni", C, get_empty},
-    {"tls_sni", C, get_empty},
+    {"tls_cipher", C, var_get_empty},
+    {"tls_in_cipher", C, var_get_empty},
+    {"tls_in_sni", C, var_get_empty},
+    {"tls_sni", C, var_get_empty},
 };
 
 static const struct var_def session_var_prefixes[] = {
