@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "../test_files.h"
+#include "../test_spool_reader.h"
 #include "session_test_env.h"
 
 #include "postern/config.h"
@@ -309,26 +310,6 @@ static void test_data_after_all_rcpts_discarded(void **state)
 
 /* ---- add_header ---- */
 
-/* Read the delivered form of a message `step` bytes at a time; it must equal expect. */
-static void read_message_in_steps(const struct spool_envelope *env, size_t step, const char *expect,
-                                  size_t expect_len)
-{
-    struct spool_message_reader rd;
-    assert_true(spool_message_open(&rd, env));
-    char got[8192], chunk[65536];
-    size_t len = 0;
-    ssize_t n;
-    while ((n = spool_message_read(&rd, chunk, step)) > 0) {
-        assert_true(len + (size_t)n <= sizeof got);
-        memcpy(got + len, chunk, (size_t)n);
-        len += (size_t)n;
-    }
-    spool_message_close(&rd);
-    assert_int_equal(n, 0);
-    if (len != expect_len || memcmp(got, expect, len) != 0)
-        fail_msg("reading %zu bytes at a time gave %zu bytes, want %zu", step, len, expect_len);
-}
-
 /* The message as delivered: -D with each group of added lines at its offset. */
 static int insert_groups(const struct spool_envelope *env, const char *data, size_t dlen, char *out,
                          size_t cap)
@@ -403,9 +384,7 @@ static void test_added_headers_reach_the_spool(void **state)
     assert_non_null(strstr(data, "\r\n\tMon, 7 Dec 2026 04:00:00 +0000\r\nReceived: from c"));
     char expect[8192];
     int elen = insert_groups(&env, data, (size_t)dlen, expect, sizeof expect);
-    for (size_t step = 1; step <= 7; step++)
-        read_message_in_steps(&env, step, expect, (size_t)elen);
-    read_message_in_steps(&env, 65536, expect, (size_t)elen);
+    test_read_delivered_in_steps(&env, expect, (size_t)elen);
     arena_reset(&arena);
     spool_remove(id);
 }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../test_files.h"
+#include "../test_spool_reader.h"
 
 #include "postern/log.h"
 #include "postern/spool.h"
@@ -575,26 +576,6 @@ static void commit_with_groups(const char *data, const struct spool_header_group
     free(env.recipients);
 }
 
-/* Read the message as delivered `step` bytes at a time; it must equal expect. */
-static void read_delivered(const struct spool_envelope *env, size_t step, const char *expect)
-{
-    struct spool_message_reader r;
-    assert_true(spool_message_open(&r, env));
-    char got[4096], chunk[65536];
-    size_t len = 0;
-    ssize_t n;
-    while ((n = spool_message_read(&r, chunk, step)) > 0) {
-        assert_true(len + (size_t)n < sizeof got);
-        memcpy(got + len, chunk, (size_t)n);
-        len += (size_t)n;
-    }
-    spool_message_close(&r);
-    assert_int_equal(n, 0);
-    got[len] = '\0';
-    if (strcmp(got, expect) != 0)
-        fail_msg("reading %zu bytes at a time gave\n%s\nwant\n%s", step, got, expect);
-}
-
 static void read_delivered_in_every_step(const char *id, const char *expect)
 {
     struct arena arena;
@@ -603,9 +584,7 @@ static void read_delivered_in_every_step(const char *id, const char *expect)
     char err[256];
     if (!spool_read_envelope(&arena, id, &env, err, sizeof err))
         fail_msg("read: %s", err);
-    for (size_t step = 1; step <= 7; step++)
-        read_delivered(&env, step, expect);
-    read_delivered(&env, 65536, expect);
+    test_read_delivered_in_steps(&env, expect, strlen(expect));
     arena_reset(&arena);
 }
 
