@@ -133,7 +133,7 @@ struct config {
     /* listening */
     const char *local_interfaces;         /* Exim list, default "<; 0.0.0.0 ; ::" */
     const char *daemon_smtp_ports;        /* Exim list, default "25" */
-    int smtp_connect_backlog;             /* default 1024 */
+    int smtp_connect_backlog;             /* default 4096 (the kernel caps it at somaxconn) */
     int smtp_accept_max;                  /* 0 = unlimited; default 10000 */
     const char *smtp_accept_max_per_host; /* expanded; NULL = 100 for direct clients */
     int smtp_worker_threads;              /* 0 = number of CPUs x 4 */

@@ -87,7 +87,7 @@ static const struct opt_def main_options[] = {
     /* listening */
     OPT_S(local_interfaces, "<; 0.0.0.0 ; ::"),
     OPT_S(daemon_smtp_ports, "25"),
-    OPT_I(smtp_connect_backlog, "1024", 1, 65535),
+    OPT_I(smtp_connect_backlog, "4096", 1, 65535),
     OPT_I(smtp_accept_max, "10000", 0, INT_MAX),
     OPT_S(smtp_accept_max_per_host, NULL),
     OPT_I(smtp_worker_threads, "0", 0, 4096),

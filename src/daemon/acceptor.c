@@ -67,7 +67,7 @@ static bool listener_open(const char *addr, int port, char *err, size_t errlen)
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     const struct config *cfg = snapshot_get();
-    int backlog = cfg && cfg->smtp_connect_backlog > 0 ? cfg->smtp_connect_backlog : 1024;
+    int backlog = cfg && cfg->smtp_connect_backlog > 0 ? cfg->smtp_connect_backlog : 4096;
     snapshot_put(cfg);
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0) {
         snprintf(err, errlen, "cannot listen on [%s]:%d: %s", addr, port, strerror(errno));

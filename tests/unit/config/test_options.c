@@ -89,7 +89,7 @@ static void test_defaults(void **state)
     assert_non_null(strstr(cfg.received_header_text, "id $message_exim_id"));
     assert_string_equal(cfg.local_interfaces, "<; 0.0.0.0 ; ::");
     assert_string_equal(cfg.daemon_smtp_ports, "25");
-    assert_int_equal(cfg.smtp_connect_backlog, 1024);
+    assert_int_equal(cfg.smtp_connect_backlog, 4096);
     assert_int_equal(cfg.smtp_accept_max, 10000);
     assert_null(cfg.smtp_accept_max_per_host);
     assert_int_equal(cfg.smtp_worker_threads, 0);
